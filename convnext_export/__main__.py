@@ -1,0 +1,3 @@
+from convnext_export.cli import main
+
+main()

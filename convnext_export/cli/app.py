@@ -1,0 +1,49 @@
+"""The `convnext-export` command: a thin Typer layer over the package API.
+
+Nothing heavy is imported here: each command imports torch, onnx or tensorrt inside its body, so
+`--help` and `--version` stay instant and work where those packages are missing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .. import __version__
+from . import models
+
+app = typer.Typer(
+    name="convnext-export",
+    help="ConvNeXt from PyTorch to validated ONNX, INT8 and TensorRT artifacts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("variants")(models.variants)
+app.command("info")(models.info)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"convnext-export {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """ConvNeXt from PyTorch to validated ONNX, INT8 and TensorRT artifacts."""
+
+
+def main() -> None:
+    """Console-script entry point; Ctrl-C ends with one line and exit code 130, not a traceback."""
+    try:
+        app(prog_name="convnext-export")
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise SystemExit(130) from None
