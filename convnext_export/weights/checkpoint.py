@@ -63,6 +63,8 @@ def read_checkpoint(path: str | os.PathLike[str], *, ema: bool = False) -> RawCh
     if not path.exists():
         raise CheckpointError(f"weights not found: {path}")
     if path.is_dir():
+        if ema:
+            raise CheckpointError(f"{path} is a transformers directory, which has no EMA weights; drop --ema")
         return _read_hf_directory(path)
     files = [path]
     if path.suffix == SAFETENSORS_SUFFIX:
@@ -79,19 +81,26 @@ def read_checkpoint(path: str | os.PathLike[str], *, ema: bool = False) -> RawCh
     return RawCheckpoint(state_dict, path, sha256_of(files), entry)
 
 
+LFS_POINTER_PREFIX = b"version https://git-lfs"
+
+
 def _load_torch(path: Path) -> object:
     import torch
 
+    with open(path, "rb") as f:
+        if f.read(len(LFS_POINTER_PREFIX)) == LFS_POINTER_PREFIX:
+            raise CheckpointError(f"{path} is a Git LFS pointer, not the weights; fetch them with `git lfs pull`")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights only load failed" in str(exc).lower():
+        # Only "Unsupported global" means real pickled objects; other unpickler errors mean garbage bytes.
+        if "unsupported global" in str(exc).lower():
             raise CheckpointError(
                 f"refused to load {path}: it holds pickled Python objects beyond tensors, which could run "
                 "code; convert it to safetensors in a trusted environment"
             ) from None
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint or is corrupt ({_first_line(exc)})") from None
-    except (RuntimeError, EOFError, OSError, ValueError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint or is corrupt") from None
+    except Exception as exc:  # torch's unpickler raises KeyError, IndexError... on garbage
         raise CheckpointError(f"{path} is not a PyTorch checkpoint or is truncated ({_first_line(exc)})") from None
 
 
@@ -133,6 +142,8 @@ def unwrap_state_dict(obj: object, path: Path, *, ema: bool = False) -> tuple[di
         obj = obj[entry]
     if not _is_tensor_dict(obj):
         raise CheckpointError(f"{path} holds no weights (expected a dict of tensors)")
+    if ema and entry is None:
+        raise CheckpointError(f"{path} is a bare state dict without EMA weights (model_ema); drop --ema")
     return strip_prefixes(obj), entry  # type: ignore[arg-type]
 
 
