@@ -12,11 +12,21 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
 
 
 @pytest.fixture(autouse=True)
-def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any attempt to open a network connection fails the test: nothing downloads in tests."""
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every connection attempt (DNS included) fails and is recorded: nothing downloads in tests.
+
+    Tests that must prove they stayed offline take this fixture and assert the list is empty.
+    """
     import socket
 
+    attempts: list[object] = []
+
     def refuse(*args: object, **kwargs: object) -> None:
-        raise OSError("network access attempted during tests")
+        attempts.append(args)
+        raise OSError("network disabled in tests")
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return attempts

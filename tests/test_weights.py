@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import pathlib
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -27,22 +26,6 @@ from convnext_export.weights.convert import detect_format
 
 TEST_DEPTHS = (1, 1, 2, 1)
 ATTO_DEPTHS = (2, 2, 6, 2)
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """Every connection attempt fails and is recorded: loading local weights must never go online."""
-    attempts: list[object] = []
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        attempts.append(args)
-        raise OSError("network disabled in tests")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return attempts
 
 
 # --- helpers -----------------------------------------------------------------------------------------
