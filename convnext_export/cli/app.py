@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import models
+from . import build_cmd, export_cmd, inspect_cmd, models, validate_cmd
 
 app = typer.Typer(
     name="convnext-export",
@@ -20,6 +20,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.command("build")(build_cmd.build)
+app.command("export")(export_cmd.export)
+app.command("validate")(validate_cmd.validate)
+app.command("inspect")(inspect_cmd.inspect)
 app.command("variants")(models.variants)
 app.command("info")(models.info)
 

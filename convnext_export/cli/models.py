@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-import typer
-
 from ..model.variants import VARIANTS, ModelConfig, count_macs, count_parameters, make_config, stage_shapes
 from ._console import stdout_console
 from ._errors import report_user_errors
+from ._report import emit_json, wants_table
 from .options import Ema, ImageSize, JsonOutput, NumClasses, ResetHead, Variant, Weights
 
 
@@ -25,19 +21,6 @@ def _variant_row(cfg: ModelConfig) -> dict:
         "gflops_224": count_macs(cfg, 224, 224) / 1e9,
         "pretrained": [w.tag for w in list_pretrained(cfg.name)],
     }
-
-
-def _write_json(data: object, target: Path | None) -> None:
-    if target is None:
-        return
-    text = json.dumps(data, indent=2)
-    if str(target) == "-":
-        typer.echo(text)
-        return
-    from .._atomic import atomic_path
-
-    with atomic_path(target) as tmp:
-        tmp.write_text(text + "\n")
 
 
 @report_user_errors
@@ -59,11 +42,11 @@ def variants(json_out: JsonOutput = None) -> None:
             f"{r['gflops_224']:.2f}",
             ", ".join(r["pretrained"]) or "-",
         )
-    if str(json_out) != "-":
+    if wants_table(json_out):
         console = stdout_console()
         console.print(table)
         console.print("GFLOPs count multiply-accumulates of conv and linear layers, as the paper does.")
-    _write_json(rows, json_out)
+    emit_json(rows, json_out)
 
 
 def _describe_output(cfg: ModelConfig) -> str:
@@ -163,6 +146,6 @@ def info(
         model = create_model(variant, weights=weights, reset_head=reset_head, ema=ema, **options)
         cfg, weights_info = model.config, model.weights_info.to_dict()
     summary = model_summary(cfg, weights_info)
-    if str(json_out) != "-":
+    if wants_table(json_out):
         _print_summary(summary)
-    _write_json(summary, json_out)
+    emit_json(summary, json_out)

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-# typer reads these annotations at runtime, so they use Optional rather than `X | None` on Python 3.10.
 Variant = Annotated[
-    Optional[str],  # noqa: UP045
+    str | None,
     typer.Option("--variant", "-v", help="Model variant (see `convnext-export variants`), e.g. tiny."),
 ]
 Weights = Annotated[
-    Optional[str],  # noqa: UP045
+    str | None,
     typer.Option(
         "--weights",
         "-w",
@@ -21,7 +20,7 @@ Weights = Annotated[
     ),
 ]
 NumClasses = Annotated[
-    Optional[int],  # noqa: UP045
+    int | None,
     typer.Option("--num-classes", min=1, help="Classifier size; defaults to the checkpoint's or 1000."),
 ]
 ResetHead = Annotated[
@@ -29,10 +28,24 @@ ResetHead = Annotated[
 ]
 Ema = Annotated[bool, typer.Option("--ema", help="Load the EMA weights (model_ema) of a training checkpoint.")]
 ImageSize = Annotated[
-    Optional[str],  # noqa: UP045
+    str | None,
     typer.Option("--image-size", help="Input size: N or HxW (e.g. 224 or 192x256)."),
 ]
 JsonOutput = Annotated[
-    Optional[Path],  # noqa: UP045
+    Path | None,
     typer.Option("--json", help="Also write the result as JSON to this file ('-' for stdout)."),
 ]
+RandomInit = Annotated[
+    bool, typer.Option("--random-init", help="Build without weights (untrained; outputs mean nothing). Seeded.")
+]
+Seed = Annotated[int, typer.Option("--seed", help="Seed for random initialisation and random validation inputs.")]
+Features = Annotated[bool, typer.Option("--features", help="Export the four stage maps instead of logits.")]
+Batch = Annotated[str, typer.Option("--batch", help="'dynamic' or a fixed batch size N.")]
+Opset = Annotated[int, typer.Option("--opset", help="ONNX opset: 17 (default), or 13 for TensorRT 8.5 / JetPack 5.")]
+NoOptimize = Annotated[bool, typer.Option("--no-optimize", help="Skip onnxsim and the exact folds.")]
+Images = Annotated[
+    Path | None,
+    typer.Option("--images", help="Folder of real images to validate on (searched recursively)."),
+]
+Samples = Annotated[int, typer.Option("--samples", min=1, help="Number of seeded random validation inputs.")]
+BatchSizes = Annotated[str, typer.Option("--batch-sizes", help="Batch sizes to validate, e.g. 1,8.")]

@@ -8,7 +8,6 @@ pytorch_model.bin, sharded or not). Training checkpoints that wrap the weights (
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .._files import sha256_of
 from ..errors import CheckpointError
 
 if TYPE_CHECKING:
@@ -45,16 +45,6 @@ class RawCheckpoint:
     entry: str | None = None
     labels: list[str] | None = None
     hf_config: dict = field(default_factory=dict)
-
-
-def sha256_of(paths: list[Path]) -> str:
-    """Digest of the weight file(s), recorded so every artifact can name the exact weights it came from."""
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_checkpoint(path: str | os.PathLike[str], *, ema: bool = False) -> RawCheckpoint:

@@ -1,0 +1,153 @@
+"""`inspect`: what an ONNX file holds, and whether a TensorRT version's ONNX parser will take it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ._console import stdout_console
+from ._errors import report_user_errors
+from .options import JsonOutput
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from ..inspect import Finding, Inspection
+
+ModelFile = Annotated[Path, typer.Argument(help="The .onnx file to inspect.", show_default=False)]
+TrtVersion = Annotated[
+    str,
+    typer.Option("--trt", help="TensorRT version to lint for: 8.5, 8.6, 10 or 11 (10.x, 10.3, 8.6.1 ... accepted)."),
+]
+
+SEVERITY_STYLES = {"blocker": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+@report_user_errors
+def inspect(model: ModelFile, trt: TrtVersion = "10", json_out: JsonOutput = None) -> None:
+    """Summarise an ONNX file (opset, I/O shapes, operators, metadata) and lint it for a TensorRT version.
+
+    Exit code 1 when that version's ONNX parser or builder would reject the model (a blocker), 0 otherwise.
+    """
+    from ..inspect import inspect_and_lint, resolve_trt_version
+
+    generation = resolve_trt_version(trt)
+    facts, findings = inspect_and_lint(model, generation)
+    blockers = sum(f.severity == "blocker" for f in findings)
+    if str(json_out) != "-":
+        _print_report(facts, findings, generation)
+    if json_out is not None:
+        _write_json(_report(facts, findings, generation, blockers), json_out)
+    if blockers:
+        raise typer.Exit(1)
+
+
+def _report(facts: Inspection, findings: list[Finding], generation: str, blockers: int) -> dict:
+    from dataclasses import asdict
+
+    return {
+        **facts.to_dict(),
+        "tensorrt": generation,
+        "blockers": blockers,
+        "findings": [asdict(f) for f in findings],
+    }
+
+
+def _write_json(data: object, target: Path) -> None:
+    """Same convention as the other commands: '-' is stdout, a path is written atomically."""
+    text = json.dumps(data, indent=2)
+    if str(target) == "-":
+        typer.echo(text)
+        return
+    from .._atomic import atomic_path
+
+    with atomic_path(target) as tmp:
+        tmp.write_text(text + "\n")
+
+
+def _print_report(facts: Inspection, findings: list[Finding], generation: str) -> None:
+    console = stdout_console()
+    for table in (_summary_table(facts), _io_table(facts), _ops_table(facts), _metadata_table(facts)):
+        console.print(table)
+    _print_findings(console, findings, generation)
+
+
+def _cell(value: object, style: str = "") -> Text:
+    """Text, not markup: shapes like [batch, 3] and node names must print as they are."""
+    from rich.text import Text
+
+    return Text(str(value), style=style)
+
+
+def _table(title: str, *columns: str, header: bool = True) -> Table:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_header=header)
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("count", "dims") else "left")
+    return table
+
+
+def _summary_table(facts: Inspection) -> Table:
+    table = _table(facts.path, "field", "value", header=False)
+    rows = {
+        "size": f"{facts.size_bytes / 1e6:.2f} MB ({facts.size_bytes:,} bytes)",
+        "opset": facts.opset,
+        "IR version": facts.ir_version,
+        "producer": facts.producer or "-",
+        "nodes": f"{facts.num_nodes:,}",
+        "initializers": f"{facts.num_initializers:,}",
+        "parameters": f"{facts.num_parameters:,} ({facts.num_parameters / 1e6:.2f}M)",
+    }
+    for key, value in rows.items():
+        table.add_row(key, _cell(value))
+    return table
+
+
+def _shape_text(shape: list | None) -> str:
+    if shape is None:
+        return "no shape"
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def _io_table(facts: Inspection) -> Table:
+    table = _table("inputs and outputs (dynamic dimensions by name)", "kind", "name", "dtype", "shape")
+    for kind, values in (("input", facts.inputs), ("output", facts.outputs)):
+        for v in values:
+            table.add_row(kind, _cell(v["name"]), v["dtype"], _cell(_shape_text(v["shape"])))
+    return table
+
+
+def _ops_table(facts: Inspection) -> Table:
+    table = _table(f"operators ({facts.num_nodes} nodes)", "operator", "count")
+    for op, count in facts.op_histogram.items():
+        table.add_row(_cell(op), str(count))
+    return table
+
+
+def _metadata_table(facts: Inspection) -> Table:
+    table = _table("metadata", "key", "value")
+    for key, value in facts.metadata.items():
+        table.add_row(_cell(key), _cell(value))
+    if not facts.metadata:
+        table.add_row("-", "none")
+    return table
+
+
+def _print_findings(console: Console, findings: list[Finding], generation: str) -> None:
+    table = _table(f"TensorRT {generation} lint", "severity", "code", "node", "message")
+    for f in findings:
+        style = SEVERITY_STYLES[f.severity]
+        table.add_row(_cell(f.severity, style), _cell(f.code), _cell(f.node or "-"), _cell(f.message))
+    if findings:
+        console.print(table)
+    counts = {s: sum(f.severity == s for f in findings) for s in SEVERITY_STYLES}
+    verdict = "will not build" if counts["blocker"] else "no blockers"
+    summary = ", ".join(f"{n} {s}{'s' if n != 1 and s != 'info' else ''}" for s, n in counts.items())
+    style = "bold red" if counts["blocker"] else "bold green"
+    console.print(_cell(f"TensorRT {generation}: {verdict} ({summary})", style))

@@ -1,0 +1,63 @@
+"""The artifact contract: tensor names and metadata keys, defined once.
+
+Every stage (export, quantize, engine build, runners, validation) and every consumer on a device reads
+these names from here. Torch-free and onnx-free, so a Jetson with only TensorRT and NumPy can use it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+INPUT_NAME = "images"  # float32 NCHW, preprocessed by convnext_export.preprocess
+LOGITS_NAME = "logits"  # (N, num_classes), or (N, dims[-1]) pooled features for a headless model
+FEATURE_NAMES = ("stage1", "stage2", "stage3", "stage4")  # features mode: NCHW map of each stage
+BATCH_DIM = "batch"
+
+METADATA_PREFIX = "convnext_export."
+
+
+def output_names(features: bool) -> tuple[str, ...]:
+    """Output tensor names of an exported model."""
+    return FEATURE_NAMES if features else (LOGITS_NAME,)
+
+
+@dataclass
+class ArtifactMetadata:
+    """What an exported ONNX file records about itself (as ONNX metadata_props, one key per field).
+
+    Validation, quantization and inference read it back, so an artifact is self-describing: it names
+    its variant, input size, preprocessing, labels and the exact weights it came from.
+    """
+
+    variant: str
+    image_size: tuple[int, int]
+    num_classes: int | None
+    features: bool
+    preprocessing: dict
+    labels: list[str] | None
+    weights_sha256: str | None
+    weights_source: str | None
+    weights_format: str | None
+    model_options: dict = field(default_factory=dict)  # create_model options that rebuild the network
+    precision: str = "fp32"
+    opset: int = 17
+    toolkit_version: str = ""
+
+    def to_props(self) -> dict[str, str]:
+        """JSON-encode every field under a namespaced key."""
+        return {METADATA_PREFIX + k: json.dumps(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_props(cls, props: dict[str, str]) -> ArtifactMetadata | None:
+        """Read back what `to_props` wrote; None for a file this toolkit did not export."""
+        names = {f.name for f in fields(cls)}
+        values = {
+            k[len(METADATA_PREFIX) :]: json.loads(v)
+            for k, v in props.items()
+            if k.startswith(METADATA_PREFIX) and k[len(METADATA_PREFIX) :] in names
+        }
+        if "variant" not in values:
+            return None
+        values["image_size"] = tuple(values.get("image_size", (224, 224)))
+        return cls(**values)

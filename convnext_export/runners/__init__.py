@@ -1,0 +1,31 @@
+"""Runners: eager PyTorch, ONNX Runtime (and, later, TensorRT) behind one `infer(batch)` contract.
+
+Backends load lazily: `import convnext_export.runners` pulls in neither torch nor onnxruntime, so a
+device with only one backend installed can use the others' artifacts and the CLI still starts.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from .base import ArtifactError, Runner
+
+if TYPE_CHECKING:
+    from .ort_runner import OrtRunner
+    from .torch_runner import TorchRunner
+
+__all__ = ["ArtifactError", "OrtRunner", "Runner", "TorchRunner"]
+
+# name -> submodule; a TensorRT runner joins here as "TrtRunner": ".trt_runner".
+_LAZY = {"TorchRunner": ".torch_runner", "OrtRunner": ".ort_runner"}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name], __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,101 @@
+"""ONNX Runtime as a runner: executes any exported ONNX (fp32, fp16, Q/DQ int8) on the chosen providers.
+
+onnxruntime is imported when a runner is created, not at import time, so the package (and the CLI) load
+on machines that have only TensorRT, or only torch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidOptionError
+from .base import ArtifactError, Runner, artifact_error
+
+# ONNX element types a ConvNeXt export may take as input; anything else is not one of ours.
+_INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+
+Provider = str | tuple[str, dict[str, Any]]  # a name, or (name, provider options) as ORT accepts
+
+
+def _provider_names(providers: Sequence[Provider]) -> list[str]:
+    return [p if isinstance(p, str) else p[0] for p in providers]
+
+
+def _check_providers(ort: Any, providers: Sequence[Provider]) -> None:
+    """Refuse providers this onnxruntime build lacks (ORT itself would only warn and fall back)."""
+    available = ort.get_available_providers()
+    names = _provider_names(providers)
+    if not names:
+        raise InvalidOptionError(f"no execution provider given; available: {', '.join(available)}")
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise InvalidOptionError(
+            f"execution provider {', '.join(missing)} is not available in this onnxruntime "
+            f"{ort.__version__}; available: {', '.join(available)}"
+        )
+
+
+def _session_options(ort: Any, threads: int | None) -> Any:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: ORT's warnings would drown the CLI's output
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise InvalidOptionError(f"threads must be a positive integer, got {threads!r}")
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1  # one chain of ops: parallelism inside ops is what threads means
+    return options
+
+
+def _short_provider(provider: str) -> str:
+    return provider.removesuffix("ExecutionProvider").lower() or provider
+
+
+class OrtRunner(Runner):
+    """An onnxruntime InferenceSession behind the Runner contract; names and shapes come from the file."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        providers: str | Sequence[Provider] = ("CPUExecutionProvider",),
+        threads: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise artifact_error(self.path, "no such file")
+        providers = [providers] if isinstance(providers, str) else list(providers)
+        _check_providers(ort, providers)
+        self.threads = threads
+        options = _session_options(ort, threads)
+        try:
+            self._session = ort.InferenceSession(os.fspath(self.path), sess_options=options, providers=providers)
+        except Exception as exc:  # ORT's exceptions (InvalidProtobuf, Fail, ...) derive from Exception only
+            raise artifact_error(self.path, exc) from None
+        self.providers = tuple(self._session.get_providers())
+        self.name = name or f"ort-{_short_provider(self.providers[0])}"
+        self._read_io()
+
+    def _read_io(self) -> None:
+        """Input/output names, the input shape (static dims as ints) and the input dtype, from the session."""
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1 or inputs[0].type not in _INPUT_DTYPES or len(inputs[0].shape) != 4:
+            found = ", ".join(f"{i.name} {i.type} {i.shape}" for i in inputs)
+            raise ArtifactError(f"{os.fspath(self.path)!r} is not an image model: expected one NCHW input, got {found}")
+        self.input_name = inputs[0].name
+        self.input_shape = tuple(d if isinstance(d, int) and d > 0 else None for d in inputs[0].shape)
+        self._input_dtype = _INPUT_DTYPES[inputs[0].type]
+        self.output_names = tuple(o.name for o in self._session.get_outputs())
+
+    def _infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        feed = {self.input_name: batch.astype(self._input_dtype, copy=False)}
+        return dict(zip(self.output_names, self._session.run(list(self.output_names), feed), strict=True))
+
+    def _release(self) -> None:
+        self._session = None  # ORT frees the session (and its arena) when the last reference goes

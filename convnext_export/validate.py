@@ -1,0 +1,337 @@
+"""Validate an artifact's runner against a reference runner (eager PyTorch FP32), per precision.
+
+The comparator half of Polygraphy's loader/runner/comparator split: runners produce outputs, this module
+judges them. Tolerances live in one table per precision (Optimum's per-config tolerances), and every
+failing check is collected into one result instead of stopping at the first (Optimum's validation).
+numpy only: the eager reference is a TorchRunner the caller builds, so judging needs no torch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+
+import numpy as np
+
+from .contract import LOGITS_NAME
+from .errors import ConvNeXtExportError, ImageError, InvalidOptionError, UnknownNameError
+from .preprocess import IMAGE_EXTENSIONS, PreprocessConfig, find_images, preprocess_batch
+from .runners.base import Runner
+
+
+class ValidationError(ConvNeXtExportError):
+    """An artifact whose outputs are outside its precision's thresholds (one line listing every failure)."""
+
+    exit_code = 1  # the artifact is wrong, not the command line
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Pass/fail limits for one precision; every row of a validation must meet all of them."""
+
+    min_cosine: float  # worst per-sample cosine similarity of flattened outputs
+    min_top1_agreement: float  # fraction of samples whose argmax matches the reference's
+    min_top5_agreement: float  # fraction whose reference top-1 class is in the candidate's top-5
+    max_abs_rel: float  # max abs error / (max - min) of the reference output
+
+    def check(self, metrics: Mapping[str, float]) -> list[str]:
+        """Readable failures such as 'cosine 0.99812 < 0.99999'; top-k only for classification rows."""
+        failures = [f"{int(metrics['nonfinite'])} non-finite values"] if metrics.get("nonfinite") else []
+        for metric in ("cosine", "top1_agreement", "top5_agreement", "max_abs_rel"):
+            if metric not in metrics:
+                continue
+            low = metric != "max_abs_rel"  # the min_ limits fail below, max_abs_rel above (NaN fails both)
+            value, limit = metrics[metric], getattr(self, f"min_{metric}" if low else metric)
+            if not (value >= limit if low else value <= limit):
+                failures.append(f"{metric} {_fmt(value, limit)} {'<' if low else '>'} {_fmt(limit, value)}")
+        return failures
+
+
+# The one table of tolerances (DESIGN.md section 5: reduced precision gets its own thresholds, declared once).
+THRESHOLDS: dict[str, Thresholds] = {
+    # The issue's FP32 defaults. An exact export differs from eager only by kernel rounding (Polygraphy's
+    # and Optimum's element-wise 1e-5), so any disagreement in the ranking means a wrong graph.
+    "fp32": Thresholds(min_cosine=0.99999, min_top1_agreement=1.0, min_top5_agreement=1.0, max_abs_rel=1e-4),
+    # FP16 has ~3 decimal digits; 99.5% top-1 agreement is this project's TensorRT FP16 acceptance figure.
+    # Near-ties between the top logits may flip, so top-5 may also lose the odd sample.
+    "fp16": Thresholds(min_cosine=0.999, min_top1_agreement=0.995, min_top5_agreement=0.99, max_abs_rel=1e-2),
+    # INT8 (Q/DQ) loses most: 98% top-1 agreement is this project's TensorRT INT8 acceptance figure; the
+    # others are set loose enough for per-channel symmetric PTQ yet catch a broken calibration.
+    "int8": Thresholds(min_cosine=0.99, min_top1_agreement=0.98, min_top5_agreement=0.95, max_abs_rel=5e-2),
+}
+
+
+def thresholds_for(precision: str, **overrides: float | None) -> Thresholds:
+    """The table's thresholds for a precision, with overrides by field name (None keeps the default).
+
+    Variants of a precision share its row: 'int8-trt' and 'int8-cpu' artifacts are judged as 'int8'.
+    """
+    base = THRESHOLDS.get(str(precision).split("-", 1)[0])
+    if base is None:
+        raise UnknownNameError("precision", str(precision), THRESHOLDS)
+    valid = {f.name for f in fields(Thresholds)}
+    changes = {}
+    for key, value in overrides.items():
+        if key not in valid:
+            raise UnknownNameError("threshold", key, valid)
+        if value is not None:
+            changes[key] = _check_threshold(key, value)
+    return replace(base, **changes)
+
+
+def _check_threshold(key: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not math.isfinite(value):
+        raise InvalidOptionError(f"threshold {key} must be a finite number, got {value!r}")
+    low, high = (-1.0, 1.0) if key == "min_cosine" else (0.0, 1.0) if key.startswith("min_") else (0.0, math.inf)
+    if not low <= value <= high:
+        raise InvalidOptionError(f"threshold {key} must be in [{low:g}, {high:g}], got {value!r}")
+    return float(value)
+
+
+def _fmt(value: float, other: float) -> str:
+    """Enough significant digits that a value and its limit never print the same (0.999989 vs 0.99999)."""
+    for digits in range(5, 17):
+        text = f"{value:.{digits}g}"
+        if text != f"{other:.{digits}g}":
+            return text
+    return f"{value:.17g}"
+
+
+def compare_outputs(reference: np.ndarray, candidate: np.ndarray, *, classification: bool) -> dict[str, float]:
+    """Error metrics of one output, per sample along axis 0, computed in float64.
+
+    max_abs_rel divides the max abs error by the reference's range (max - min over the whole array),
+    so it reads the same for logits of any scale and for feature maps. cosine is the MINIMUM over
+    samples: a gate must see the worst sample, not an average that hides it. For classification:
+    top1_agreement = fraction of samples with equal argmax; top5_agreement = fraction of samples whose
+    REFERENCE top-1 class is among the CANDIDATE's top-5 (the question "would the right answer still
+    be in the top-5?"). Non-finite candidate values are counted in `nonfinite` and make every metric fail.
+    """
+    ref, cand = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
+    if ref.shape != cand.shape or ref.ndim < 1 or ref.shape[0] == 0:
+        raise ValueError(f"cannot compare shapes {ref.shape} and {cand.shape}")
+    if classification and ref.ndim != 2:
+        raise ValueError(f"classification outputs are (N, classes), got {ref.shape}")
+    finite = np.isfinite(ref) & np.isfinite(cand)
+    metrics: dict[str, float] = {"nonfinite": int(np.count_nonzero(~np.isfinite(cand)))}
+    metrics.update(_error_metrics(ref, cand) if finite.all() else _FAILED)
+    if classification:
+        metrics.update(_topk_agreement(ref, cand, finite.all(axis=1)))
+    return metrics
+
+
+# What NaN/Inf outputs score: values no threshold accepts, and that sort as the worst in any report.
+_FAILED = {**dict.fromkeys(("max_abs", "mean_abs", "max_abs_rel", "rel_error"), math.inf), "cosine": -math.inf}
+
+
+def _error_metrics(ref: np.ndarray, cand: np.ndarray) -> dict[str, float]:
+    diff = np.abs(cand - ref)
+    max_abs = float(diff.max())
+    return {
+        "max_abs": max_abs,
+        "mean_abs": float(diff.mean()),
+        "max_abs_rel": _safe_ratio(max_abs, float(ref.max() - ref.min())),
+        "rel_error": _safe_ratio(float(np.linalg.norm(cand - ref)), float(np.linalg.norm(ref))),
+        "cosine": float(_cosines(ref, cand).min()),
+    }
+
+
+def _cosines(ref: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    """Per-sample cosine of flattened outputs; two all-zero samples agree, zero against non-zero does not."""
+    flat_r, flat_c = ref.reshape(len(ref), -1), cand.reshape(len(cand), -1)
+    norm_r, norm_c = np.linalg.norm(flat_r, axis=1), np.linalg.norm(flat_c, axis=1)
+    norms = norm_r * norm_c
+    dots = np.einsum("ij,ij->i", flat_r, flat_c)
+    cosine = np.where(norms > 0, dots / np.where(norms > 0, norms, 1.0), (norm_r == 0) & (norm_c == 0))
+    return np.clip(cosine, -1.0, 1.0)
+
+
+def _safe_ratio(num: float, den: float) -> float:
+    if den > 0:
+        return num / den
+    return 0.0 if num == 0 else math.inf
+
+
+def _topk_agreement(ref: np.ndarray, cand: np.ndarray, finite: np.ndarray) -> dict[str, float]:
+    """Samples with non-finite values count as disagreeing."""
+    ref_top1 = ref.argmax(axis=1)
+    k = min(5, cand.shape[1])
+    cand_topk = np.argpartition(-np.nan_to_num(cand, nan=-np.inf), k - 1, axis=1)[:, :k]
+    top1 = (cand.argmax(axis=1) == ref_top1) & finite
+    top5 = (cand_topk == ref_top1[:, None]).any(axis=1) & finite
+    return {"top1_agreement": float(top1.mean()), "top5_agreement": float(top5.mean())}
+
+
+@dataclass
+class ValidationResult:
+    """Every compared (input set, output, batch size) row with its metrics, and every failure as a line.
+
+    Rows have `status` "passed", "failed" or "skipped" (with a `reason`); skipped batch sizes are
+    recorded, never silently dropped. `passed` needs no failures and at least one compared row.
+    """
+
+    artifact: str
+    precision: str
+    thresholds: Thresholds
+    reference: str = "reference"
+    rows: list[dict] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures and any(r["status"] == "passed" for r in self.rows)
+
+    @property
+    def skipped(self) -> list[dict]:
+        return [r for r in self.rows if r["status"] == "skipped"]
+
+    def failure_summary(self) -> str:
+        """One line for the CLI: every failure, or why nothing passed; empty when validation passed."""
+        if self.passed:
+            return ""
+        failures = self.failures or ["nothing was compared (every batch size skipped)"]
+        head = f"{self.artifact} ({self.precision}) failed validation against {self.reference}"
+        return f"{head}: {'; '.join(failures)}"
+
+    def raise_for_failures(self) -> None:
+        """Raise one ValidationError listing all failures (Optimum-style), if there are any."""
+        if not self.passed:
+            raise ValidationError(self.failure_summary())
+
+    def add_rows(self, ref_out: dict, cand_out: dict, set_name: str, size: int, classification: bool | None) -> None:
+        """One row per output name of either runner; a name only one side has is a failure."""
+        for output in [*ref_out, *(n for n in cand_out if n not in ref_out)]:
+            row: dict = {"inputs": set_name, "output": output, "batch_size": size}
+            problems = self._judge(row, output, ref_out, cand_out, classification)
+            row.update(status="failed" if problems else "passed", failures=problems)
+            self.rows.append(row)
+            self.failures.extend(f"{output} @ batch {size} ({set_name}): {p}" for p in problems)
+
+    def _judge(self, row: dict, output: str, ref_out: dict, cand_out: dict, classification: bool | None) -> list[str]:
+        """Fill `row` with the output's metrics; return what fails (names, then shapes, then thresholds)."""
+        if output not in cand_out or output not in ref_out:
+            side, other = ("candidate", cand_out) if output not in cand_out else ("reference", ref_out)
+            return [f"missing from {side} (it has: {', '.join(other) or 'nothing'})"]
+        ref, cand = ref_out[output], cand_out[output]
+        row["samples"] = len(ref)
+        if ref.shape != cand.shape:
+            return [f"shape {cand.shape} != reference {ref.shape}"]
+        is_cls = classification is not False and output == LOGITS_NAME and ref.ndim == 2
+        metrics = compare_outputs(ref, cand, classification=is_cls)
+        row.update(shape=list(ref.shape), **metrics)
+        return self.thresholds.check(metrics)
+
+    def to_dict(self) -> dict:
+        """JSON-friendly (strict JSON: non-finite metrics become null; `nonfinite` says why)."""
+        return _json_safe({**asdict(self), "passed": self.passed})
+
+
+def _json_safe(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def validate_runner(
+    reference: Runner,
+    candidate: Runner,
+    inputs: Mapping[str, np.ndarray],
+    *,
+    batch_sizes: Sequence[int] | str,
+    precision: str = "fp32",
+    thresholds: Thresholds | None = None,
+    classification: bool | None = None,
+    artifact: str | None = None,
+) -> ValidationResult:
+    """Run both runners on every input set at every batch size and judge each output against thresholds.
+
+    Samples go through in chunks of exactly the batch size (the last one padded by repeating samples,
+    padded outputs dropped), because static-batch artifacts take nothing else. With a static batch only
+    that size is run (even if not requested); the other requested sizes are recorded as skipped.
+    `classification` (top-k agreement on `logits`) defaults to on; pass False for headless models,
+    whose `logits` are pooled features.
+    """
+    limits = thresholds or thresholds_for(precision)
+    result = ValidationResult(artifact or candidate.name, precision, limits, reference.name)
+    sizes = parse_batch_sizes(batch_sizes)
+    static = _static_batch(reference, candidate)
+    run_sizes = sizes if static is None else sorted({*sizes, static})
+    for set_name, samples in _check_inputs(inputs).items():
+        for size in run_sizes:
+            if static is not None and size != static:
+                _record_skipped(result, candidate, set_name, size, len(samples), static)
+                continue
+            ref_out, cand_out = reference.infer_all(samples, size), candidate.infer_all(samples, size)
+            result.add_rows(ref_out, cand_out, set_name, size, classification)
+    return result
+
+
+def _static_batch(reference: Runner, candidate: Runner) -> int | None:
+    sizes = {r.static_batch for r in (reference, candidate)} - {None}
+    if len(sizes) > 1:
+        raise InvalidOptionError(f"{reference.name} and {candidate.name} have different static batches {sizes}")
+    return sizes.pop() if sizes else None
+
+
+def _check_inputs(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    if not inputs:
+        raise InvalidOptionError("no input sets to validate with")
+    checked = {}
+    for name, samples in inputs.items():
+        samples = np.asarray(samples, dtype=np.float32)
+        if samples.ndim != 4 or len(samples) == 0:
+            raise InvalidOptionError(f"input set {name!r} must be a non-empty NCHW array, got {samples.shape}")
+        checked[name] = samples
+    return checked
+
+
+def _record_skipped(result: ValidationResult, runner: Runner, set_name: str, size: int, n: int, static: int) -> None:
+    for output in runner.output_names:
+        row = {"inputs": set_name, "output": output, "batch_size": size, "samples": n, "status": "skipped"}
+        result.rows.append({**row, "reason": f"the artifact has a static batch of {static}"})
+
+
+def random_inputs(n: int, image_size: int | tuple[int, int], seed: int = 0) -> np.ndarray:
+    """Seeded float32 (n, 3, H, W) standard-normal samples: the range of ImageNet-normalised pixels."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise InvalidOptionError(f"number of random samples must be a positive integer, got {n!r}")
+    height, width = PreprocessConfig(image_size, 1.0).image_size  # reuse its size validation
+    return np.random.default_rng(seed).standard_normal((n, 3, height, width), dtype=np.float32)
+
+
+def image_inputs(
+    directory: str | os.PathLike[str], preprocess: PreprocessConfig, limit: int | None = None
+) -> np.ndarray:
+    """Real photos, preprocessed as the artifact expects, in sorted order (the first `limit` of them)."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise InvalidOptionError(f"image limit must be a positive integer, got {limit!r}")
+    paths = find_images(directory)
+    if not paths:
+        kinds = ", ".join(sorted(IMAGE_EXTENSIONS))
+        raise ImageError(f"no images found in {os.fspath(directory)!r} (looked for {kinds})")
+    return preprocess_batch(paths[:limit], preprocess)
+
+
+def parse_batch_sizes(text: str | Sequence[int]) -> list[int]:
+    """'1,8' (or [1, 8]) -> [1, 8]: positive integers, duplicates dropped, order kept."""
+    items = list(text) if not isinstance(text, str) else text.split(",") if text.strip() else []
+    if not items:
+        raise InvalidOptionError("no batch sizes given (expected comma-separated positive integers, e.g. '1,8')")
+    return list(dict.fromkeys(_parse_size(text, item) for item in items))
+
+
+def _parse_size(text: object, item: object) -> int:
+    if isinstance(item, str) and item.strip().isascii() and item.strip().isdigit():
+        item = int(item)
+    if isinstance(item, (int, np.integer)) and not isinstance(item, bool) and item > 0:
+        return int(item)
+    raise InvalidOptionError(
+        f"invalid batch sizes {text!r}: {str(item).strip()!r} is not a positive integer "
+        "(expected comma-separated positive integers, e.g. '1,8')"
+    )
