@@ -16,7 +16,8 @@ from typer.testing import CliRunner, Result
 
 from convnext_export.cli.inspect_cmd import inspect as inspect_command
 from convnext_export.errors import ConvNeXtExportError, UnknownNameError
-from convnext_export.inspect import TRT_VERSIONS, Finding, OnnxFileError, inspect_onnx, lint_for_tensorrt
+from convnext_export.inspect import OnnxFileError, inspect_onnx
+from convnext_export.trt_lint import TRT_VERSIONS, Finding, lint_for_tensorrt
 from convnext_export.trt_support import GENERATIONS, SUPPORT, resolve_trt_version
 
 runner = CliRunner()

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
-    from ..inspect import Finding, Inspection
+    from ..inspect import Inspection
+    from ..trt_lint import Finding
 
 ModelFile = Annotated[Path, typer.Argument(help="The .onnx file to inspect.", show_default=False)]
 TrtVersion = Annotated[
@@ -34,7 +35,7 @@ def inspect(model: ModelFile, trt: TrtVersion = "10", json_out: JsonOutput = Non
 
     Exit code 1 when that version's ONNX parser or builder would reject the model (a blocker), 0 otherwise.
     """
-    from ..inspect import inspect_and_lint, resolve_trt_version
+    from ..trt_lint import inspect_and_lint, resolve_trt_version
 
     generation = resolve_trt_version(trt)
     facts, findings = inspect_and_lint(model, generation)
