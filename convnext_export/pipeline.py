@@ -128,6 +128,15 @@ class BuildRequest:
     samples: int = 32
     batch_sizes: tuple[int, ...] = (1, 8)
 
+    def __post_init__(self) -> None:
+        """Reject bad settings before any model is loaded (the API gets the same checks as the CLI)."""
+        from .export import check_opset, parse_batch
+
+        check_opset(self.opset)
+        parse_batch(self.batch)
+        if self.samples < 1:
+            raise InvalidOptionError(f"samples must be >= 1, got {self.samples}")
+
 
 @dataclass
 class BuildResult:

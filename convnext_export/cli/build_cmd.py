@@ -57,13 +57,10 @@ def build(
     batch_sizes: BatchSizes = "1,8",
 ) -> None:
     """Model -> ONNX -> optimized ONNX -> validation against eager PyTorch -> report and manifest."""
-    from ..export import check_opset, parse_batch
     from ..pipeline import BuildRequest, ModelRequest
     from ..pipeline import build as run_build
     from ..validate import parse_batch_sizes
 
-    check_opset(opset)
-    parse_batch(batch)
     request = BuildRequest(
         ModelRequest(variant, weights, random_init, seed, num_classes, reset_head, features, ema),
         output_dir=output_dir,

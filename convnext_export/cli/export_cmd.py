@@ -50,11 +50,8 @@ def export(
     seed: Seed = 0,
 ) -> None:
     """Trace the eval-mode model to ONNX (input `images`, output `logits` or stage maps), then optimize it."""
-    from ..export import check_opset, parse_batch
     from ..pipeline import BuildRequest, ModelRequest, default_output_dir, export_stage, load_model, prepare_output_dir
 
-    check_opset(opset)
-    parse_batch(batch)
     request = BuildRequest(
         ModelRequest(variant, weights, random_init, seed, num_classes, reset_head, features, ema),
         image_size=image_size,
