@@ -33,11 +33,17 @@ class Graph:
         self.graph_outputs = {out.name for out in self.graph.output}
 
     def const(self, name: str) -> np.ndarray | None:
-        """The value of an initializer, or None for a computed tensor."""
+        """The value of an initializer or a Constant node's output, or None for a computed tensor."""
         from onnx import numpy_helper
 
         init = self.initializers.get(name)
-        return None if init is None else numpy_helper.to_array(init)
+        if init is not None:
+            return numpy_helper.to_array(init)
+        producer = self.producer.get(name)
+        if producer is not None and producer.op_type == "Constant":
+            value = attribute(producer, "value")
+            return None if value is None else numpy_helper.to_array(value)
+        return None
 
     def set_const(self, name: str, value: np.ndarray) -> str:
         """Store `value` under a new unique initializer name (the old one may be shared) and return it."""

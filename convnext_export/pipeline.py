@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING
 
 from ._atomic import atomic_path
 from .errors import ConvNeXtExportError, InvalidOptionError
+from .reference import ModelRequest, load_model
 
 if TYPE_CHECKING:
     from torch import nn
 
+    from .calibration import CalibrationSet
     from .contract import ArtifactMetadata
     from .optimize import OptimizeReport
     from .validate import Thresholds, ValidationResult
@@ -28,92 +30,8 @@ REPORT_NAME = "report.json"
 Progress = Callable[[str], None]
 
 
-@dataclass
-class ModelRequest:
-    """What the user asked for: a variant and/or weights, plus options (the CLI's model flags)."""
-
-    variant: str | None = None
-    weights: str | None = None
-    random_init: bool = False
-    seed: int = 0
-    num_classes: int | None = None
-    reset_head: bool = False
-    features: bool = False
-    ema: bool = False
-
-    def options(self) -> dict:
-        options: dict = {"features_only": self.features} if self.features else {}
-        if self.num_classes is not None:
-            options["num_classes"] = self.num_classes
-        return options
-
-
-def load_model(request: ModelRequest) -> nn.Module:
-    """Build the eager model; weights are required unless random initialisation is asked for explicitly."""
-    from .model.factory import create_model
-
-    if request.weights is None and not request.random_init:
-        raise InvalidOptionError(
-            "no weights given: pass --weights (a checkpoint, a transformers directory or a pretrained tag such "
-            "as in1k), or --random-init to build an untrained model whose outputs mean nothing"
-        )
-    if request.weights is not None and request.random_init:
-        raise InvalidOptionError("--weights and --random-init exclude each other")
-    if request.random_init:
-        import torch
-
-        torch.manual_seed(request.seed)  # the seed is recorded, so validation can rebuild the same weights
-        return create_model(request.variant or "tiny", **request.options())
-    return create_model(
-        request.variant, weights=request.weights, reset_head=request.reset_head, ema=request.ema, **request.options()
-    )
-
-
-def reference_model(metadata: ArtifactMetadata | None, variant: str | None, weights: str | None) -> nn.Module:
-    """Rebuild the eager model an artifact came from, from its metadata unless flags override it."""
-    from .model.factory import create_model
-
-    if metadata is None and (variant is None or weights is None):
-        raise InvalidOptionError("this ONNX file has no convnext-export metadata: pass --variant and --weights")
-    options = dict(metadata.model_options) if metadata else {}
-    seed = options.pop("seed", None)
-    weights = weights or (metadata.weights_source if metadata else None)
-    variant = variant or (metadata.variant if metadata else None)
-    if weights is None:
-        if seed is None:
-            raise InvalidOptionError("the artifact records no weights and no seed: pass --weights")
-        import torch
-
-        torch.manual_seed(seed)
-        return create_model(variant, **options)
-    if metadata is not None and weights == metadata.weights_source and not _exists(weights):
-        raise InvalidOptionError(f"the weights recorded in the artifact ({weights}) are not here: pass --weights")
-    model = create_model(
-        None if variant == "custom" else variant, weights=weights, reset_head=False, **_load_options(options)
-    )
-    _check_same_weights(model, metadata)
-    return model
-
-
-def _exists(weights: str) -> bool:
-    from .weights.pretrained import is_pretrained_tag
-
-    return is_pretrained_tag(weights) or Path(weights).exists()
-
-
-def _load_options(options: dict) -> dict:
-    keep = ("num_classes", "features_only")
-    return {k: v for k, v in options.items() if k in keep}
-
-
-def _check_same_weights(model: nn.Module, metadata: ArtifactMetadata | None) -> None:
-    recorded = metadata.weights_sha256 if metadata else None
-    actual = model.weights_info.sha256 if model.weights_info else None
-    if recorded and actual and recorded != actual:
-        raise InvalidOptionError(
-            f"these weights (sha256 {actual[:12]}) are not the ones the artifact was exported from "
-            f"({recorded[:12]}); pass the original weights"
-        )
+PRECISIONS = ("fp32", "fp16", "int8")
+INT8_TARGETS = ("trt", "cpu")
 
 
 @dataclass
@@ -127,27 +45,57 @@ class BuildRequest:
     images: Path | None = None
     samples: int = 32
     batch_sizes: tuple[int, ...] = (1, 8)
+    precisions: tuple[str, ...] = ("fp32",)
+    calib: Path | None = None
+    calib_samples: int | None = None
+    calib_method: str = "minmax"
+    accuracy_target: str | None = None
 
     def __post_init__(self) -> None:
         """Reject bad settings before any model is loaded (the API gets the same checks as the CLI)."""
         from .export import check_opset, parse_batch
+        from .quantize import CALIBRATION_METHODS, check_choice
+        from .sensitivity import parse_accuracy_target
 
         check_opset(self.opset)
         parse_batch(self.batch)
         if self.samples < 1:
             raise InvalidOptionError(f"samples must be >= 1, got {self.samples}")
+        for precision in self.precisions:
+            check_choice("precision", precision, PRECISIONS)
+        check_choice("calibration method", self.calib_method, CALIBRATION_METHODS)
+        if "int8" in self.precisions and self.calib is None:
+            raise InvalidOptionError("INT8 needs calibration images: pass --calib DIR (e.g. calibration/samples)")
+        if self.accuracy_target is not None:
+            parse_accuracy_target(self.accuracy_target)
+
+
+@dataclass
+class ArtifactResult:
+    """One artifact of the bundle with its validation against eager PyTorch and what made it."""
+
+    precision: str  # fp32 | fp16 | int8-trt | int8-cpu
+    path: Path
+    stage: str
+    validation: ValidationResult
+    details: dict = field(default_factory=dict)
 
 
 @dataclass
 class BuildResult:
     output_dir: Path
-    onnx_path: Path
+    artifacts: list[ArtifactResult]
     random_init: bool
-    optimize_report: OptimizeReport | None
-    validation: ValidationResult
     manifest_path: Path
     metadata: ArtifactMetadata
-    notes: list[str] = field(default_factory=list)
+    calibration: dict | None = None
+
+    def artifact(self, precision: str) -> ArtifactResult:
+        return next(a for a in self.artifacts if a.precision == precision)
+
+    @property
+    def passed(self) -> bool:
+        return all(a.validation.passed for a in self.artifacts)
 
 
 def default_output_dir(model: nn.Module) -> Path:
@@ -192,7 +140,7 @@ def validation_inputs(request: BuildRequest, metadata: ArtifactMetadata) -> dict
 
 
 def build(request: BuildRequest, progress: Progress | None = None) -> BuildResult:
-    """export -> optimize -> validate -> report + manifest, into one build directory."""
+    """export -> optimize -> [fp16, int8] -> validate each against eager -> report + manifest."""
     from .export import read_metadata
     from .manifest import record_artifact, write_manifest
     from .optimize import load_model as load_onnx
@@ -201,22 +149,115 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
     step("loading model")
     model = load_model(request.model)
     out = prepare_output_dir(request.output_dir or default_output_dir(model))
-    onnx_path = out / f"convnext_{model.config.name}.fp32.onnx"
+    name = f"convnext_{model.config.name}"
+    fp32_path = out / f"{name}.fp32.onnx"
     step("exporting and optimizing ONNX" if request.optimize else "exporting ONNX")
-    optimize_report = export_stage(model, onnx_path, request)
-    metadata = read_metadata(load_onnx(onnx_path))
-    step("validating against eager PyTorch")
-    validation = validate_artifact(model, onnx_path, validation_inputs(request, metadata), request.batch_sizes)
-    step("writing report and manifest")
-    report_path = write_report(out, metadata, optimize_report, validation, request)
-    records = [
-        record_artifact(out, onnx_path, "optimize" if request.optimize else "export", "fp32", opset=request.opset),
-        record_artifact(out, report_path, "report"),
-    ]
-    manifest = write_manifest(
-        out, records, model=_model_section(metadata, request), validation={"passed": validation.passed}
+    optimize_report = export_stage(model, fp32_path, request)
+    metadata = read_metadata(load_onnx(fp32_path))
+    inputs = validation_inputs(request, metadata)
+    step("validating fp32 against eager PyTorch")
+    fp32 = ArtifactResult(
+        "fp32",
+        fp32_path,
+        "optimize" if request.optimize else "export",
+        validate_artifact(model, fp32_path, inputs, request.batch_sizes),
+        optimize_report.to_dict() if optimize_report else {},
     )
-    return BuildResult(out, onnx_path, request.model.random_init, optimize_report, validation, manifest, metadata)
+    artifacts = [fp32]
+    calibration = load_calibration(request, metadata, step) if request.calib is not None else None
+    if "fp16" in request.precisions:
+        fp16_inputs = precision_inputs(inputs, calibration)
+        artifacts.append(
+            fp16_stage(model, fp32_path, out / f"{name}.fp16.onnx", fp16_inputs, request.batch_sizes, step)
+        )
+    if "int8" in request.precisions:
+        settings = Int8Settings(request.calib_method, request.accuracy_target, request.batch_sizes)
+        for target in INT8_TARGETS:
+            path = out / f"{name}.int8-{target}.onnx"
+            artifacts.append(int8_stage(model, fp32_path, path, target, calibration, inputs, settings, step))
+    step("writing report and manifest")
+    report_path = write_report(out, metadata, artifacts, calibration, request)
+    records = [record_artifact(out, a.path, a.stage, a.precision, opset=request.opset) for a in artifacts]
+    records.append(record_artifact(out, report_path, "report"))
+    validation = {a.precision: a.validation.passed for a in artifacts}
+    manifest = write_manifest(out, records, model=_model_section(metadata, request), validation=validation)
+    summary = calibration.summary() if calibration is not None else None
+    return BuildResult(out, artifacts, request.model.random_init, manifest, metadata, summary)
+
+
+def precision_inputs(inputs: dict, calibration: CalibrationSet | None) -> dict:
+    """Reduced-precision artifacts are judged on real images (the --images set, else the calibration set).
+
+    Seeded noise stays the FP32 exactness check: INT8 ranges are calibrated on real images, so noise sits
+    outside them by design and says nothing about deployed accuracy. Without any real image, noise is all
+    there is, and the report shows that.
+    """
+    if "images" in inputs:
+        return {"images": inputs["images"]}
+    if calibration is not None:
+        return {"calibration images": calibration.inputs}
+    return inputs
+
+
+def fp16_stage(
+    model: nn.Module, fp32_path: Path, target: Path, inputs: dict, batch_sizes: tuple[int, ...], step: Progress
+) -> ArtifactResult:
+    from .precision import convert_fp16
+
+    step("converting to fp16 (LayerNorm kept in fp32)")
+    report = convert_fp16(fp32_path, target)
+    step("validating fp16 against eager PyTorch (ONNX Runtime CPU runs the FP16 graph)")
+    validation = validate_artifact(model, target, inputs, batch_sizes, precision="fp16")
+    details = {**report.to_dict(), "validated_with": "ONNX Runtime CPU executing the FP16 graph"}
+    return ArtifactResult("fp16", target, "precision", validation, details)
+
+
+def load_calibration(request: BuildRequest, metadata: ArtifactMetadata, step: Progress) -> CalibrationSet:
+    from .calibration import load_calibration_set
+    from .preprocess import PreprocessConfig
+
+    step(f"reading calibration data from {request.calib}")
+    preprocess = PreprocessConfig.from_dict(metadata.preprocessing)
+    return load_calibration_set(request.calib, preprocess, samples=request.calib_samples, seed=request.model.seed)
+
+
+@dataclass
+class Int8Settings:
+    method: str = "minmax"
+    accuracy_target: str | None = None
+    batch_sizes: tuple[int, ...] = (1, 8)
+
+
+def int8_stage(
+    model: nn.Module,
+    fp32_path: Path,
+    target_path: Path,
+    target: str,
+    calibration: CalibrationSet,
+    inputs: dict,
+    settings: Int8Settings,
+    step: Progress,
+) -> ArtifactResult:
+    """Quantize for `target` (to an accuracy target when one is set), then validate against eager."""
+    from .quantize import quantize_int8
+    from .sensitivity import parse_accuracy_target, quantize_to_target, quantizer_for
+
+    if settings.accuracy_target is None:
+        step(f"quantizing int8 for {target} ({settings.method} calibration)")
+        report = quantize_int8(fp32_path, target_path, calibration, target=target, method=settings.method)
+        details = report.to_dict()
+    else:
+        step(f"quantizing int8 for {target} to {settings.accuracy_target} (sensitivity analysis)")
+        quantize = quantizer_for(calibration, fp32_path, target, settings.method, None)
+        eval_inputs = precision_inputs(inputs, calibration).get("images", calibration.inputs)
+        goal = parse_accuracy_target(settings.accuracy_target)
+        details = {
+            "sensitivity": quantize_to_target(fp32_path, target_path, quantize, eval_inputs, goal, step).to_dict()
+        }
+    step(f"validating int8-{target} against eager PyTorch")
+    judged_on = precision_inputs(inputs, calibration)
+    validation = validate_artifact(model, target_path, judged_on, settings.batch_sizes, precision="int8")
+    return ArtifactResult(f"int8-{target}", target_path, "quantize", validation, details)
 
 
 def validate_artifact(
@@ -255,14 +296,23 @@ def _model_section(metadata: ArtifactMetadata, request: BuildRequest) -> dict:
 def write_report(
     out: Path,
     metadata: ArtifactMetadata,
-    optimize_report: OptimizeReport | None,
-    validation: ValidationResult,
+    artifacts: list[ArtifactResult],
+    calibration: CalibrationSet | None,
     request: BuildRequest,
 ) -> Path:
     document = {
         "model": _model_section(metadata, request),
-        "optimize": optimize_report.to_dict() if optimize_report else None,
-        "validation": validation.to_dict(),
+        "calibration": calibration.summary() if calibration is not None else None,
+        "artifacts": [
+            {
+                "precision": a.precision,
+                "path": a.path.name,
+                "stage": a.stage,
+                "details": a.details,
+                "validation": a.validation.to_dict(),
+            }
+            for a in artifacts
+        ],
     }
     target = out / REPORT_NAME
     with atomic_path(target) as tmp:

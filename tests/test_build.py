@@ -65,15 +65,15 @@ def test_build_writes_onnx_report_and_manifest(built: Path) -> None:
     for name, record in records.items():
         assert record["sha256"] == sha256_of([built / name]) and record["size"] == (built / name).stat().st_size
     assert records["convnext_test.fp32.onnx"]["precision"] == "fp32"
-    assert manifest["model"]["random_init"] is True and manifest["validation"]["passed"] is True
+    assert manifest["model"]["random_init"] is True and manifest["validation"] == {"fp32": True}
     assert {"torch", "onnx", "onnxruntime"} <= set(manifest["versions"])
     assert sorted(p.name for p in built.iterdir()) == ["convnext_test.fp32.onnx", "manifest.json", "report.json"]
 
 
 def test_report_has_node_counts_and_per_batch_validation(built: Path) -> None:
-    report = json.loads((built / "report.json").read_text())
-    assert report["optimize"]["nodes_after"] < report["optimize"]["nodes_before"]
-    rows = report["validation"]["rows"]
+    (fp32,) = json.loads((built / "report.json").read_text())["artifacts"]
+    assert fp32["precision"] == "fp32" and fp32["details"]["nodes_after"] < fp32["details"]["nodes_before"]
+    rows = fp32["validation"]["rows"]
     assert {(r["inputs"], r["batch_size"]) for r in rows} == {("random", 1), ("random", 3)}
     assert all(r["cosine"] >= 0.99999 and r["top1_agreement"] == 1.0 for r in rows)
 
@@ -170,23 +170,27 @@ def _build(tmp_path: Path, variant: str, **kwargs: object) -> object:
     return build(request)
 
 
+def _fp32(result: object) -> object:
+    validation = result.artifact("fp32").validation
+    assert validation.passed, validation.failure_summary()
+    return result.artifact("fp32")
+
+
 @pytest.mark.parametrize("variant", SMALL_VARIANTS)
 def test_every_small_variant_exports_and_validates(tmp_path: Path, variant: str) -> None:
-    result = _build(tmp_path, variant, image_size="64")
-    assert result.validation.passed, result.validation.failure_summary()
+    _fp32(_build(tmp_path, variant, image_size="64"))
 
 
 @pytest.mark.slow
 def test_tiny_builds_at_224_and_validates(tmp_path: Path) -> None:
-    result = _build(tmp_path, "tiny")
-    assert result.validation.passed, result.validation.failure_summary()
-    assert result.optimize_report.nodes_after < result.optimize_report.nodes_before
+    details = _fp32(_build(tmp_path, "tiny")).details
+    assert details["nodes_after"] < details["nodes_before"]
 
 
 @pytest.mark.skipif(not ALL_VARIANTS, reason="large variants take minutes: set CONVNEXT_EXPORT_ALL_VARIANTS=1")
 @pytest.mark.parametrize("variant", LARGE_VARIANTS)
 def test_large_variant_exports_and_validates(tmp_path: Path, variant: str) -> None:
-    assert _build(tmp_path, variant, image_size="64").validation.passed
+    _fp32(_build(tmp_path, variant, image_size="64"))
 
 
 @pytest.mark.parametrize(
@@ -195,8 +199,7 @@ def test_large_variant_exports_and_validates(tmp_path: Path, variant: str) -> No
     ids=["features", "opset13", "static-batch-3", "no-optimize"],
 )
 def test_build_modes_validate(tmp_path: Path, settings: dict) -> None:
-    result = _build(tmp_path, "test", image_size="64", **settings)
-    assert result.validation.passed, result.validation.failure_summary()
+    validation = _fp32(_build(tmp_path, "test", image_size="64", **settings)).validation
     if "batch" in settings:
-        statuses = {r["batch_size"]: r["status"] for r in result.validation.rows}
+        statuses = {r["batch_size"]: r["status"] for r in validation.rows}
         assert statuses == {1: "skipped", 3: "passed", 8: "skipped"}

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import build_cmd, export_cmd, inspect_cmd, models, validate_cmd
+from . import build_cmd, export_cmd, inspect_cmd, models, quantize_cmd, validate_cmd
 
 app = typer.Typer(
     name="convnext-export",
@@ -22,6 +22,8 @@ app = typer.Typer(
 )
 app.command("build")(build_cmd.build)
 app.command("export")(export_cmd.export)
+app.command("calibrate")(quantize_cmd.calibrate)
+app.command("quantize")(quantize_cmd.quantize)
 app.command("validate")(validate_cmd.validate)
 app.command("inspect")(inspect_cmd.inspect)
 app.command("variants")(models.variants)

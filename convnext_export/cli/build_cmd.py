@@ -12,8 +12,12 @@ from ._errors import report_user_errors
 from ._progress import stage_progress
 from ._report import print_validation
 from .options import (
+    AccuracyTarget,
     Batch,
     BatchSizes,
+    Calib,
+    CalibMethod,
+    CalibSamples,
     Ema,
     Features,
     Images,
@@ -55,8 +59,15 @@ def build(
     images: Images = None,
     samples: Samples = 32,
     batch_sizes: BatchSizes = "1,8",
+    fp16: Annotated[bool, typer.Option("--fp16", help="Also make the FP16 ONNX (LayerNorm kept in FP32).")] = False,
+    int8: Annotated[bool, typer.Option("--int8", help="Also make both INT8 ONNX files (TensorRT Q/DQ, CPU).")] = False,
+    precision: Annotated[str | None, typer.Option(help="Precisions as a list, e.g. fp32,fp16,int8.")] = None,
+    calib: Calib = None,
+    calib_samples: CalibSamples = None,
+    calib_method: CalibMethod = "minmax",
+    accuracy_target: AccuracyTarget = None,
 ) -> None:
-    """Model -> ONNX -> optimized ONNX -> validation against eager PyTorch -> report and manifest."""
+    """Model -> ONNX -> optimized ONNX -> [FP16, INT8] -> validation of each against eager PyTorch -> report."""
     from ..pipeline import BuildRequest, ModelRequest
     from ..pipeline import build as run_build
     from ..validate import parse_batch_sizes
@@ -71,13 +82,27 @@ def build(
         images=images,
         samples=samples,
         batch_sizes=tuple(parse_batch_sizes(batch_sizes)),
+        precisions=requested_precisions(precision, fp16, int8),
+        calib=calib,
+        calib_samples=calib_samples,
+        calib_method=calib_method,
+        accuracy_target=accuracy_target,
     )
     with stage_progress() as step:
         result = run_build(request, progress=step)
-    print_validation(result.validation)
+    for artifact in result.artifacts:
+        print_validation(artifact.validation)
     print_summary(result)
-    if not result.validation.passed:
+    if not result.passed:
         raise typer.Exit(1)
+
+
+def requested_precisions(listed: str | None, fp16: bool, int8: bool) -> tuple[str, ...]:
+    """fp32 always (every other precision derives from it), plus what --precision/--fp16/--int8 ask for."""
+    names = {p.strip().lower() for p in (listed or "").split(",") if p.strip()}
+    names |= {"fp16"} if fp16 else set()
+    names |= {"int8"} if int8 else set()
+    return ("fp32", *sorted(names - {"fp32"}))
 
 
 def print_summary(result: BuildResult) -> None:
@@ -89,17 +114,36 @@ def print_summary(result: BuildResult) -> None:
         weights = "[bold yellow]RANDOM INITIALISATION[/]: untrained weights, the outputs mean nothing"
     else:
         weights = f"{meta.weights_source} ({meta.weights_format}, sha256 {meta.weights_sha256[:16]}...)"
-    rows = [
-        ("weights", weights),
-        ("onnx", f"{result.onnx_path} ({result.onnx_path.stat().st_size / 1e6:.1f} MB, opset {meta.opset})"),
-        ("input", f"images {list(meta.image_size)}, preprocessing crop_pct {meta.preprocessing['crop_pct']:.3f}"),
-    ]
-    report = result.optimize_report
-    if report is not None:
-        folds = ", ".join(f"{f.name}: {f.count}" for f in report.folds if f.count)
-        rows.append(("optimize", f"nodes {report.nodes_before} -> {report.nodes_after}; {folds or 'no folds applied'}"))
-    status = "[green]PASS[/]" if result.validation.passed else f"[red]FAIL[/]: {result.validation.failure_summary()}"
-    rows += [("validation", status), ("manifest", str(result.manifest_path))]
-    for key, value in rows:
-        table.add_row(key, value)
+    table.add_row("weights", weights)
+    table.add_row(
+        "input", f"images {list(meta.image_size)}, opset {meta.opset}, crop_pct {meta.preprocessing['crop_pct']:.3f}"
+    )
+    if result.calibration is not None:
+        cal = result.calibration
+        table.add_row(
+            "calibration", f"{cal['used']} samples from {cal['source']} ({cal['skipped']} unreadable skipped)"
+        )
+    for artifact in result.artifacts:
+        status = (
+            "[green]PASS[/]" if artifact.validation.passed else f"[red]FAIL[/]: {artifact.validation.failure_summary()}"
+        )
+        size = artifact.path.stat().st_size / 1e6
+        table.add_row(artifact.precision, f"{artifact.path} ({size:.1f} MB) {_detail(artifact)} -> {status}")
+    table.add_row("manifest", str(result.manifest_path))
     stdout_console().print(table)
+
+
+def _detail(artifact: object) -> str:
+    details = artifact.details
+    if "nodes_before" in details:
+        folds = ", ".join(f"{f['name']}: {f['count']}" for f in details["folds"] if f["count"])
+        return f"[nodes {details['nodes_before']} -> {details['nodes_after']}; {folds or 'no folds'}]"
+    if "sensitivity" in details:
+        kept = details["sensitivity"]["kept_in_float"]
+        return f"[kept in float: {', '.join(kept) or 'none'}]"
+    if "quantized_nodes" in details:
+        cached = "cached calibration" if details["calibration_cached"] else "calibrated"
+        return f"[{details['quantized_nodes']} layers int8, {details['method']}, {cached}]"
+    if "fp32_nodes" in details:
+        return f"[{len(details['fp32_nodes'])} LayerNorm nodes kept fp32]"
+    return ""

@@ -49,3 +49,15 @@ Images = Annotated[
 ]
 Samples = Annotated[int, typer.Option("--samples", min=1, help="Number of seeded random validation inputs.")]
 BatchSizes = Annotated[str, typer.Option("--batch-sizes", help="Batch sizes to validate, e.g. 1,8.")]
+Calib = Annotated[
+    Path | None,
+    typer.Option("--calib", help="Calibration images (folder, searched recursively) or .npy/.npz arrays."),
+]
+CalibSamples = Annotated[
+    int | None, typer.Option("--calib-samples", min=1, help="Use N calibration samples (seeded); default all.")
+]
+CalibMethod = Annotated[str, typer.Option("--calib-method", help="minmax, entropy or percentile.")]
+AccuracyTarget = Annotated[
+    str | None,
+    typer.Option("--accuracy-target", help="e.g. top1-agreement=0.99 or cosine=0.995: keep sensitive layers in FP."),
+]

@@ -33,8 +33,9 @@ def validate(
     """Run eager PyTorch and the ONNX artifact (ONNX Runtime) on seeded random inputs and real images."""
     from ..export import read_metadata
     from ..optimize import load_model as load_onnx
-    from ..pipeline import reference_model, validate_artifact
+    from ..pipeline import validate_artifact
     from ..preprocess import PreprocessConfig, eval_config
+    from ..reference import reference_model
     from ..validate import image_inputs, parse_batch_sizes, random_inputs, thresholds_for
 
     sizes = parse_batch_sizes(batch_sizes)

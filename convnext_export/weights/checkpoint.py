@@ -45,6 +45,7 @@ class RawCheckpoint:
     entry: str | None = None
     labels: list[str] | None = None
     hf_config: dict = field(default_factory=dict)
+    image_size: int | None = None  # the resolution the weights were trained at, when the file records it
 
 
 def read_checkpoint(path: str | os.PathLike[str], *, ema: bool = False) -> RawCheckpoint:
@@ -57,8 +58,10 @@ def read_checkpoint(path: str | os.PathLike[str], *, ema: bool = False) -> RawCh
             raise CheckpointError(f"{path} is a transformers directory, which has no EMA weights; drop --ema")
         return _read_hf_directory(path)
     files = [path]
+    labels, image_size = None, None
     if path.suffix == SAFETENSORS_SUFFIX:
         tensors = _load_safetensors(path)
+        labels, image_size = _safetensors_annotations(path)
     elif path.suffix in TORCH_SUFFIXES:
         tensors = _load_torch(path)
     else:
@@ -68,7 +71,28 @@ def read_checkpoint(path: str | os.PathLike[str], *, ema: bool = False) -> RawCh
             " or a transformers model directory"
         )
     state_dict, entry = unwrap_state_dict(tensors, path, ema=ema)
-    return RawCheckpoint(state_dict, path, sha256_of(files), entry)
+    return RawCheckpoint(state_dict, path, sha256_of(files), entry, labels, image_size=image_size)
+
+
+def _safetensors_annotations(path: Path) -> tuple[list[str] | None, int | None]:
+    """Class labels and training image size from the safetensors header, when the writer stored them
+    (convnext_export.train.save_checkpoint does: "labels", and "image_size" inside "model_options")."""
+    from safetensors import safe_open
+
+    with safe_open(path, "pt") as handle:
+        metadata = handle.metadata() or {}
+    labels = _json_field(metadata, "labels")
+    options = _json_field(metadata, "model_options")
+    image_size = options.get("image_size") if isinstance(options, dict) else None
+    valid_labels = isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)
+    return (labels if valid_labels else None), (image_size if isinstance(image_size, int) else None)
+
+
+def _json_field(metadata: dict[str, str], key: str) -> object:
+    try:
+        return json.loads(metadata[key]) if key in metadata else None
+    except json.JSONDecodeError:
+        return None
 
 
 LFS_POINTER_PREFIX = b"version https://git-lfs"

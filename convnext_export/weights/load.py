@@ -67,8 +67,9 @@ def load_checkpoint(
     source_format = detect_format(raw.state_dict)
     state_dict = to_official(raw.state_dict, source_format)
     architecture = infer_architecture(state_dict)
-    if image_size is None and isinstance(raw.hf_config.get("image_size"), int):
-        image_size = raw.hf_config["image_size"]
+    if image_size is None:
+        image_size = raw.image_size or raw.hf_config.get("image_size")
+        image_size = image_size if isinstance(image_size, int) else None
     info = WeightsInfo(
         source=str(weights),
         path=str(path),

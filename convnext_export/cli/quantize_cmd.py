@@ -1,0 +1,125 @@
+"""`calibrate` and `quantize`: the precision stage on its own, from an FP32 ONNX this toolkit exported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._console import stdout_console
+from ._errors import report_user_errors
+from ._progress import stage_progress
+from ._report import emit_json, print_validation, wants_table
+from .options import AccuracyTarget, BatchSizes, Calib, CalibMethod, CalibSamples, Images, JsonOutput, Seed, Weights
+
+Model = Annotated[Path, typer.Argument(help="The FP32 ONNX file (as written by export or build).")]
+
+
+def _fp32_metadata(model: Path) -> object:
+    from ..errors import InvalidOptionError
+    from ..export import read_metadata
+    from ..optimize import load_model as load_onnx
+
+    metadata = read_metadata(load_onnx(model))
+    if metadata is None:
+        raise InvalidOptionError(f"{model} has no convnext-export metadata: export it with convnext-export first")
+    if metadata.precision != "fp32":
+        raise InvalidOptionError(f"{model} is already {metadata.precision}; quantize the FP32 ONNX")
+    return metadata
+
+
+def _calibration_set(model: Path, calib: Path, samples: int | None, seed: int, step: object) -> object:
+    from ..calibration import CalibrationDataError, load_calibration_set
+    from ..preprocess import PreprocessConfig
+
+    if calib is None:
+        raise CalibrationDataError("INT8 needs calibration images: pass --calib DIR (e.g. calibration/samples)")
+    preprocess = PreprocessConfig.from_dict(_fp32_metadata(model).preprocessing)
+    step(f"reading calibration data from {calib}")
+    return load_calibration_set(calib, preprocess, samples=samples, seed=seed)
+
+
+@report_user_errors
+def calibrate(
+    model: Model,
+    calib: Calib = None,
+    calib_samples: CalibSamples = None,
+    calib_method: CalibMethod = "minmax",
+    seed: Seed = 0,
+    json_out: JsonOutput = None,
+) -> None:
+    """Compute (or reuse) the INT8 calibration ranges of MODEL for CALIB; cached by model, data and method."""
+    import tempfile
+
+    from ..quantize import quantize_int8
+
+    with stage_progress() as step:
+        cset = _calibration_set(model, calib, calib_samples, seed, step)
+        step(f"calibrating ({calib_method})")
+        with tempfile.TemporaryDirectory() as scratch:
+            report = quantize_int8(model, Path(scratch) / "q.onnx", cset, target="trt", method=calib_method)
+    summary = {
+        **cset.summary(),
+        "method": calib_method,
+        "cache": report.cache_path,
+        "cached": report.calibration_cached,
+        "seconds": round(report.seconds, 2),
+    }
+    if wants_table(json_out):
+        state = "reused (cache hit)" if report.calibration_cached else "computed and cached"
+        stdout_console().print(
+            f"calibration {state}: {summary['used']} samples, {summary['skipped']} unreadable "
+            f"skipped, {report.seconds:.1f} s; ranges in {report.cache_path}"
+        )
+    emit_json(summary, json_out)
+
+
+@report_user_errors
+def quantize(
+    model: Model,
+    precision: Annotated[str, typer.Option(help="int8 or fp16.")] = "int8",
+    target: Annotated[str, typer.Option(help="int8 target: trt (Q/DQ for TensorRT) or cpu (ONNX Runtime).")] = "trt",
+    calib: Calib = None,
+    calib_samples: CalibSamples = None,
+    calib_method: CalibMethod = "minmax",
+    accuracy_target: AccuracyTarget = None,
+    images: Images = None,
+    weights: Weights = None,
+    batch_sizes: BatchSizes = "1,8",
+    seed: Seed = 0,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output path (default: beside MODEL).")] = None,
+    json_out: JsonOutput = None,
+) -> None:
+    """Make the FP16 or INT8 artifact of MODEL and validate it against eager PyTorch (exit 1 on failure)."""
+    from ..pipeline import Int8Settings, fp16_stage, int8_stage, precision_inputs
+    from ..preprocess import PreprocessConfig
+    from ..quantize import TARGETS, check_choice
+    from ..reference import reference_model
+    from ..validate import image_inputs, parse_batch_sizes, random_inputs
+
+    check_choice("precision", precision, ("int8", "fp16"))
+    check_choice("quantization target", target, TARGETS)
+    sizes = tuple(parse_batch_sizes(batch_sizes))
+    metadata = _fp32_metadata(model)
+    name = f"{precision}-{target}" if precision == "int8" else precision
+    out = output or model.with_name(model.name.replace(".fp32.onnx", "") + f".{name}.onnx")
+    with stage_progress() as step:
+        step("rebuilding the eager reference")
+        reference = reference_model(metadata, None, weights)
+        inputs = {"random": random_inputs(8, tuple(metadata.image_size), seed=seed)}
+        if images is not None:
+            inputs["images"] = image_inputs(images, PreprocessConfig.from_dict(metadata.preprocessing))
+        if precision == "fp16":
+            cset = _calibration_set(model, calib, calib_samples, seed, step) if calib else None
+            result = fp16_stage(reference, model, out, precision_inputs(inputs, cset), sizes, step)
+        else:
+            cset = _calibration_set(model, calib, calib_samples, seed, step)
+            settings = Int8Settings(calib_method, accuracy_target, sizes)
+            result = int8_stage(reference, model, out, target, cset, inputs, settings, step)
+    if wants_table(json_out):
+        print_validation(result.validation)
+        stdout_console().print(f"wrote {out}")
+    emit_json({"path": str(out), "details": result.details, "validation": result.validation.to_dict()}, json_out)
+    if not result.validation.passed:
+        raise typer.Exit(1)
