@@ -50,11 +50,12 @@ class BuildRequest:
     calib_samples: int | None = None
     calib_method: str = "minmax"
     accuracy_target: str | None = None
+    quantizer: str = "ort"
 
     def __post_init__(self) -> None:
         """Reject bad settings before any model is loaded (the API gets the same checks as the CLI)."""
         from .export import check_opset, parse_batch
-        from .quantize import CALIBRATION_METHODS, check_choice
+        from .quantize import CALIBRATION_METHODS, QUANTIZERS, check_choice
         from .sensitivity import parse_accuracy_target
 
         check_opset(self.opset)
@@ -64,6 +65,7 @@ class BuildRequest:
         for precision in self.precisions:
             check_choice("precision", precision, PRECISIONS)
         check_choice("calibration method", self.calib_method, CALIBRATION_METHODS)
+        check_choice("quantizer", self.quantizer, QUANTIZERS)
         if "int8" in self.precisions and self.calib is None:
             raise InvalidOptionError("INT8 needs calibration images: pass --calib DIR (e.g. calibration/samples)")
         if self.accuracy_target is not None:
@@ -171,7 +173,7 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
             fp16_stage(model, fp32_path, out / f"{name}.fp16.onnx", fp16_inputs, request.batch_sizes, step)
         )
     if "int8" in request.precisions:
-        settings = Int8Settings(request.calib_method, request.accuracy_target, request.batch_sizes)
+        settings = Int8Settings(request.calib_method, request.accuracy_target, request.batch_sizes, request.quantizer)
         for target in INT8_TARGETS:
             path = out / f"{name}.int8-{target}.onnx"
             artifacts.append(int8_stage(model, fp32_path, path, target, calibration, inputs, settings, step))
@@ -226,6 +228,7 @@ class Int8Settings:
     method: str = "minmax"
     accuracy_target: str | None = None
     batch_sizes: tuple[int, ...] = (1, 8)
+    quantizer: str = "ort"
 
 
 def int8_stage(
@@ -244,11 +247,13 @@ def int8_stage(
 
     if settings.accuracy_target is None:
         step(f"quantizing int8 for {target} ({settings.method} calibration)")
-        report = quantize_int8(fp32_path, target_path, calibration, target=target, method=settings.method)
+        report = quantize_int8(
+            fp32_path, target_path, calibration, target=target, method=settings.method, quantizer=settings.quantizer
+        )
         details = report.to_dict()
     else:
         step(f"quantizing int8 for {target} to {settings.accuracy_target} (sensitivity analysis)")
-        quantize = quantizer_for(calibration, fp32_path, target, settings.method, None)
+        quantize = quantizer_for(calibration, fp32_path, target, settings.method, None, settings.quantizer)
         eval_inputs = precision_inputs(inputs, calibration).get("images", calibration.inputs)
         goal = parse_accuracy_target(settings.accuracy_target)
         details = {

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from .calibration import CalibrationSet
 
 TARGETS = ("trt", "cpu")
+QUANTIZERS = ("ort", "modelopt")
+MODELOPT_METHODS = {"minmax": "max", "entropy": "entropy"}  # ModelOpt's INT8 calibration methods
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 TRT_OP_TYPES = ("Conv", "MatMul", "Gemm")
 CPU_OP_TYPES = ("Conv", "MatMul", "Gemm")  # measured: quantizing Add/Mul too costs accuracy for ~no speed
@@ -100,12 +102,20 @@ def quantize_int8(
     method: str = "minmax",
     nodes_to_exclude: tuple[str, ...] = (),
     cache_dir: Path | None = None,
+    quantizer: str = "ort",
 ) -> QuantizeReport:
-    """Write the INT8 artifact for `target` ("trt" or "cpu") at `output`, atomically."""
+    """Write the INT8 artifact for `target` ("trt" or "cpu") at `output`, atomically.
+
+    `quantizer="modelopt"` hands the TensorRT artifact to NVIDIA ModelOpt's ONNX PTQ instead of ONNX
+    Runtime's quantizer (same calibration data, TensorRT placement rules of its own).
+    """
     import onnx
 
     check_choice("quantization target", target, TARGETS)
     check_choice("calibration method", method, CALIBRATION_METHODS)
+    check_choice("quantizer", quantizer, QUANTIZERS)
+    if quantizer == "modelopt":
+        return _quantize_modelopt(Path(fp32_path), Path(output), calibration, target, method, nodes_to_exclude)
     if len(calibration.inputs) == 0:
         raise InvalidOptionError("the calibration set is empty")
     fp32_path, output = Path(fp32_path), Path(output)
@@ -200,6 +210,54 @@ def _quiet_onnxruntime() -> Iterator[None]:
             yield
     finally:
         root.setLevel(level)
+
+
+def _quantize_modelopt(
+    fp32_path: Path, output: Path, calibration: CalibrationSet, target: str, method: str, exclude: tuple[str, ...]
+) -> QuantizeReport:
+    """ModelOpt's ONNX PTQ (TensorRT only): the rest of the graph stays FP32, calibration on the CPU."""
+    import onnx
+
+    from .contract import INPUT_NAME
+    from .errors import ConvNeXtExportError
+
+    if target != "trt":
+        raise InvalidOptionError("--quantizer modelopt makes TensorRT Q/DQ models only: use --target trt")
+    if method not in MODELOPT_METHODS:
+        raise InvalidOptionError(f"ModelOpt calibrates with {', '.join(MODELOPT_METHODS)}, not {method}")
+    try:
+        from modelopt.onnx.quantization import quantize as modelopt_quantize
+    except ImportError:
+        raise ConvNeXtExportError(
+            "--quantizer modelopt needs nvidia-modelopt[onnx], which pins onnx and onnxruntime-gpu: install it "
+            "in its own environment (pip install 'nvidia-modelopt[onnx]'), or use the default --quantizer ort"
+        ) from None
+    start = time.perf_counter()
+    with atomic_path(output) as tmp, _quiet_onnxruntime():
+        modelopt_quantize(
+            onnx_path=str(fp32_path),
+            quantize_mode="int8",
+            calibration_data={INPUT_NAME: calibration.inputs},
+            calibration_method=MODELOPT_METHODS[method],
+            calibration_eps=["cpu"],
+            nodes_to_exclude=list(exclude),
+            output_path=str(tmp),
+            high_precision_dtype="fp32",
+        )
+        quantized = onnx.load(tmp)
+        _carry_metadata(onnx.load(fp32_path), quantized, PRECISION[target], method, calibration)
+        onnx.save(quantized, tmp)
+    return QuantizeReport(
+        target,
+        PRECISION[target],
+        method,
+        len(calibration.inputs),
+        False,
+        time.perf_counter() - start,
+        count_quantized(quantized),
+        list(exclude),
+        "modelopt",
+    )
 
 
 def _carry_metadata(

@@ -158,14 +158,26 @@ def _logits(path: Path, inputs: np.ndarray) -> np.ndarray:
 
 
 def quantizer_for(
-    calibration: CalibrationSet, fp32_path: Path, target: str, method: str, cache_dir: Path | None
+    calibration: CalibrationSet,
+    fp32_path: Path,
+    target: str,
+    method: str,
+    cache_dir: Path | None,
+    quantizer: str = "ort",
 ) -> Quantizer:
     """The `quantize` callable for `quantize_to_target`: the normal quantize stage with excluded nodes."""
     from .quantize import quantize_int8
 
     def run(output: Path, exclude: tuple[str, ...]) -> None:
         quantize_int8(
-            fp32_path, output, calibration, target=target, method=method, nodes_to_exclude=exclude, cache_dir=cache_dir
+            fp32_path,
+            output,
+            calibration,
+            target=target,
+            method=method,
+            nodes_to_exclude=exclude,
+            cache_dir=cache_dir,
+            quantizer=quantizer,
         )
 
     return run

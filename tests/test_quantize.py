@@ -33,30 +33,34 @@ MAX_DROP = 0.01  # INT8 accuracy may drop at most 1.0 point below FP32
 
 
 @pytest.fixture(scope="module")
-def digits(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """FP32, FP16, INT8-TensorRT and INT8-CPU artifacts of the digits model, and the labelled test images."""
+def digits_fp32(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The digits model's optimized FP32 ONNX, its calibration set and the labelled test images."""
     out = tmp_path_factory.mktemp("digits")
     model = create_model(weights=WEIGHTS)
-    fp32 = export_onnx(model, out / "digits.fp32.onnx", image_size=32)
+    fp32 = export_onnx(model, out / "digits.fp32.onnx")
     optimize_onnx(fp32)
-    calibration = load_calibration_set(CALIB, eval_config(32))
+    files = find_images(DIGITS / "test")
+    return {
+        "dir": out,
+        "model": model,
+        "fp32": fp32,
+        "calibration": load_calibration_set(CALIB, eval_config(32)),
+        "x": preprocess_batch(files, eval_config(32)),
+        "y": np.array([int(f.parent.name) for f in files]),
+    }
+
+
+@pytest.fixture(scope="module")
+def digits(digits_fp32: dict) -> dict:
+    """Plus its FP16, INT8-TensorRT and INT8-CPU artifacts (ONNX Runtime's quantizer)."""
+    out, fp32, calibration = digits_fp32["dir"], digits_fp32["fp32"], digits_fp32["calibration"]
     cache = out / "cache"
     reports = {
         t: quantize_int8(fp32, out / f"digits.int8-{t}.onnx", calibration, target=t, cache_dir=cache)
         for t in ("trt", "cpu")
     }
     convert_fp16(fp32, out / "digits.fp16.onnx")
-    files = find_images(DIGITS / "test")
-    return {
-        "dir": out,
-        "model": model,
-        "fp32": fp32,
-        "calibration": calibration,
-        "cache": cache,
-        "reports": reports,
-        "x": preprocess_batch(files, eval_config(32)),
-        "y": np.array([int(f.parent.name) for f in files]),
-    }
+    return {**digits_fp32, "cache": cache, "reports": reports}
 
 
 def _accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
@@ -243,3 +247,92 @@ def test_quantize_command_validates_against_eager(digits: dict, tmp_path: Path) 
     )
     assert result.exit_code == 0, result.output
     assert out.exists() and '"passed": true' in result.stdout
+
+
+def _modelopt_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("modelopt") is not None
+
+
+@pytest.mark.skipif(_modelopt_installed(), reason="nvidia-modelopt is installed: the error path cannot be shown")
+def test_modelopt_quantizer_without_modelopt_is_a_clear_error(digits: dict, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "quantize",
+            str(digits["fp32"]),
+            "--calib",
+            str(CALIB),
+            "--quantizer",
+            "modelopt",
+            "-o",
+            str(tmp_path / "q.onnx"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "nvidia-modelopt" in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.skipif(
+    not _modelopt_installed(),
+    reason="nvidia-modelopt[onnx] is not installed (it pins onnx and "
+    "onnxruntime-gpu, so it lives in its own environment)",
+)
+def test_modelopt_quantizer_follows_the_rules_and_keeps_accuracy(digits_fp32: dict, tmp_path: Path) -> None:
+    d = digits_fp32
+    out = tmp_path / "mo.onnx"
+    quantize_int8(d["fp32"], out, d["calibration"], target="trt", quantizer="modelopt")
+    assert check_trt_qdq(onnx.load(out)) == []
+    assert _accuracy(out, d["x"], d["y"]) >= _accuracy(d["fp32"], d["x"], d["y"]) - MAX_DROP
+
+
+def test_calibrate_command_caches_the_ranges(
+    digits_fp32: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONVNEXT_EXPORT_CACHE", str(tmp_path / "cache"))
+    args = ["calibrate", str(digits_fp32["fp32"]), "--calib", str(CALIB), "--calib-samples", "16", "--json", "-"]
+    first, second = CliRunner().invoke(app, args), CliRunner().invoke(app, args)
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    assert '"cached": false' in first.stdout and '"cached": true' in second.stdout
+    assert '"used": 16' in first.stdout
+
+
+def test_build_makes_every_precision_and_validates_each(tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    result = CliRunner().invoke(
+        app,
+        [
+            "build",
+            "--weights",
+            str(WEIGHTS),
+            "--fp16",
+            "--int8",
+            "--calib",
+            str(CALIB),
+            "--images",
+            str(DIGITS / "test"),
+            "--samples",
+            "4",
+            "--output-dir",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        "convnext_custom.fp16.onnx",
+        "convnext_custom.fp32.onnx",
+        "convnext_custom.int8-cpu.onnx",
+        "convnext_custom.int8-trt.onnx",
+        "manifest.json",
+        "report.json",
+    ]
+    import json
+
+    report = json.loads((out / "report.json").read_text())
+    assert [a["precision"] for a in report["artifacts"]] == ["fp32", "fp16", "int8-trt", "int8-cpu"]
+    assert all(a["validation"]["passed"] for a in report["artifacts"])
+    reduced = [a for a in report["artifacts"] if a["precision"] != "fp32"]
+    assert all({r["inputs"] for r in a["validation"]["rows"]} == {"images"} for a in reduced)  # real images only
+    assert report["calibration"]["used"] == 64

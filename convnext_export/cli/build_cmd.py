@@ -66,6 +66,9 @@ def build(
     calib_samples: CalibSamples = None,
     calib_method: CalibMethod = "minmax",
     accuracy_target: AccuracyTarget = None,
+    quantizer: Annotated[
+        str, typer.Option(help="ort (ONNX Runtime) or modelopt (NVIDIA ModelOpt, if installed).")
+    ] = "ort",
 ) -> None:
     """Model -> ONNX -> optimized ONNX -> [FP16, INT8] -> validation of each against eager PyTorch -> report."""
     from ..pipeline import BuildRequest, ModelRequest
@@ -87,6 +90,7 @@ def build(
         calib_samples=calib_samples,
         calib_method=calib_method,
         accuracy_target=accuracy_target,
+        quantizer=quantizer,
     )
     with stage_progress() as step:
         result = run_build(request, progress=step)

@@ -84,6 +84,9 @@ def quantize(
     calib_samples: CalibSamples = None,
     calib_method: CalibMethod = "minmax",
     accuracy_target: AccuracyTarget = None,
+    quantizer: Annotated[
+        str, typer.Option(help="ort (ONNX Runtime) or modelopt (NVIDIA ModelOpt, if installed).")
+    ] = "ort",
     images: Images = None,
     weights: Weights = None,
     batch_sizes: BatchSizes = "1,8",
@@ -115,7 +118,7 @@ def quantize(
             result = fp16_stage(reference, model, out, precision_inputs(inputs, cset), sizes, step)
         else:
             cset = _calibration_set(model, calib, calib_samples, seed, step)
-            settings = Int8Settings(calib_method, accuracy_target, sizes)
+            settings = Int8Settings(calib_method, accuracy_target, sizes, quantizer)
             result = int8_stage(reference, model, out, target, cset, inputs, settings, step)
     if wants_table(json_out):
         print_validation(result.validation)
