@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 
     from .calibration import CalibrationSet
     from .contract import ArtifactMetadata
+    from .engine import EngineSettings
     from .optimize import OptimizeReport
+    from .stages import EngineSkip
     from .validate import Thresholds, ValidationResult
 
 DEFAULT_ARTIFACTS = Path("artifacts")
@@ -51,6 +53,8 @@ class BuildRequest:
     calib_method: str = "minmax"
     accuracy_target: str | None = None
     quantizer: str = "ort"
+    engine: EngineSettings | None = None  # None: EngineSettings() defaults
+    require_engine: bool = False
 
     def __post_init__(self) -> None:
         """Reject bad settings before any model is loaded (the API gets the same checks as the CLI)."""
@@ -76,10 +80,10 @@ class BuildRequest:
 class ArtifactResult:
     """One artifact of the bundle with its validation against eager PyTorch and what made it."""
 
-    precision: str  # fp32 | fp16 | int8-trt | int8-cpu
+    precision: str  # fp32 | fp16 | int8-trt | int8-cpu, or <precision>-engine
     path: Path
     stage: str
-    validation: ValidationResult
+    validation: ValidationResult | None  # None: not validated here (the report says why)
     details: dict = field(default_factory=dict)
 
 
@@ -91,13 +95,15 @@ class BuildResult:
     manifest_path: Path
     metadata: ArtifactMetadata
     calibration: dict | None = None
+    engines: list[ArtifactResult] = field(default_factory=list)
+    skipped_engines: list[EngineSkip] = field(default_factory=list)
 
     def artifact(self, precision: str) -> ArtifactResult:
-        return next(a for a in self.artifacts if a.precision == precision)
+        return next(a for a in [*self.artifacts, *self.engines] if a.precision == precision)
 
     @property
     def passed(self) -> bool:
-        return all(a.validation.passed for a in self.artifacts)
+        return all(a.validation.passed for a in [*self.artifacts, *self.engines] if a.validation is not None)
 
 
 def default_output_dir(model: nn.Module) -> Path:
@@ -142,153 +148,151 @@ def validation_inputs(request: BuildRequest, metadata: ArtifactMetadata) -> dict
 
 
 def build(request: BuildRequest, progress: Progress | None = None) -> BuildResult:
-    """export -> optimize -> [fp16, int8] -> validate each against eager -> report + manifest."""
+    """export -> optimize -> [fp16, int8] -> engines -> validate each against eager -> bundle + manifest."""
+    from .engine import EngineSettings
     from .export import read_metadata
-    from .manifest import record_artifact, write_manifest
     from .optimize import load_model as load_onnx
+    from .stages import engine_stage, load_calibration, precision_inputs
 
     step = progress or (lambda _: None)
     step("loading model")
     model = load_model(request.model)
     out = prepare_output_dir(request.output_dir or default_output_dir(model))
-    name = f"convnext_{model.config.name}"
-    fp32_path = out / f"{name}.fp32.onnx"
+    fp32_path = out / f"convnext_{model.config.name}.fp32.onnx"
     step("exporting and optimizing ONNX" if request.optimize else "exporting ONNX")
     optimize_report = export_stage(model, fp32_path, request)
     metadata = read_metadata(load_onnx(fp32_path))
     inputs = validation_inputs(request, metadata)
     step("validating fp32 against eager PyTorch")
-    fp32 = ArtifactResult(
-        "fp32",
-        fp32_path,
-        "optimize" if request.optimize else "export",
-        validate_artifact(model, fp32_path, inputs, request.batch_sizes),
-        optimize_report.to_dict() if optimize_report else {},
-    )
-    artifacts = [fp32]
+    validation = validate_artifact(model, fp32_path, inputs, request.batch_sizes)
+    details = optimize_report.to_dict() if optimize_report else {}
+    artifacts = [ArtifactResult("fp32", fp32_path, "optimize" if request.optimize else "export", validation, details)]
     calibration = load_calibration(request, metadata, step) if request.calib is not None else None
+    artifacts += precision_artifacts(model, fp32_path, inputs, calibration, request, step)
+    inputs_for = {
+        a.precision: inputs if a.precision == "fp32" else precision_inputs(inputs, calibration) for a in artifacts
+    }
+    settings = request.engine or EngineSettings()
+    engines, skipped, recipes = engine_stage(artifacts, model, inputs_for, settings, request.batch_sizes, step)
+    step("writing the bundle: report, labels, build script, manifest")
+    result = BuildResult(
+        out,
+        artifacts,
+        request.model.random_init,
+        out / "manifest.json",
+        metadata,
+        calibration.summary() if calibration is not None else None,
+        engines,
+        skipped,
+    )
+    write_bundle(result, recipes, request)
+    return result
+
+
+def precision_artifacts(
+    model: nn.Module,
+    fp32_path: Path,
+    inputs: dict,
+    calibration: CalibrationSet | None,
+    request: BuildRequest,
+    step: Progress,
+) -> list[ArtifactResult]:
+    """The FP16 and INT8 artifacts asked for, each validated against eager on real images."""
+    from .stages import Int8Settings, fp16_stage, int8_stage, precision_inputs
+
+    made = []
+    stem = fp32_path.name.removesuffix(".fp32.onnx")
     if "fp16" in request.precisions:
-        fp16_inputs = precision_inputs(inputs, calibration)
-        artifacts.append(
-            fp16_stage(model, fp32_path, out / f"{name}.fp16.onnx", fp16_inputs, request.batch_sizes, step)
+        fp16_path = fp32_path.with_name(f"{stem}.fp16.onnx")
+        made.append(
+            fp16_stage(model, fp32_path, fp16_path, precision_inputs(inputs, calibration), request.batch_sizes, step)
         )
     if "int8" in request.precisions:
         settings = Int8Settings(request.calib_method, request.accuracy_target, request.batch_sizes, request.quantizer)
         for target in INT8_TARGETS:
-            path = out / f"{name}.int8-{target}.onnx"
-            artifacts.append(int8_stage(model, fp32_path, path, target, calibration, inputs, settings, step))
-    step("writing report and manifest")
-    report_path = write_report(out, metadata, artifacts, calibration, request)
-    records = [record_artifact(out, a.path, a.stage, a.precision, opset=request.opset) for a in artifacts]
-    records.append(record_artifact(out, report_path, "report"))
-    validation = {a.precision: a.validation.passed for a in artifacts}
-    manifest = write_manifest(out, records, model=_model_section(metadata, request), validation=validation)
-    summary = calibration.summary() if calibration is not None else None
-    return BuildResult(out, artifacts, request.model.random_init, manifest, metadata, summary)
+            path = fp32_path.with_name(f"{stem}.int8-{target}.onnx")
+            made.append(int8_stage(model, fp32_path, path, target, calibration, inputs, settings, step))
+    return made
 
 
-def precision_inputs(inputs: dict, calibration: CalibrationSet | None) -> dict:
-    """Reduced-precision artifacts are judged on real images (the --images set, else the calibration set).
+def write_bundle(result: BuildResult, recipes: list, request: BuildRequest) -> None:
+    """Report, labels, calibration cache, engine build script, and last the manifest over all of them."""
+    from .bundle import copy_calibration_cache, write_build_script, write_labels
+    from .manifest import record_artifact, write_manifest
 
-    Seeded noise stays the FP32 exactness check: INT8 ranges are calibrated on real images, so noise sits
-    outside them by design and says nothing about deployed accuracy. Without any real image, noise is all
-    there is, and the report shows that.
-    """
-    if "images" in inputs:
-        return {"images": inputs["images"]}
-    if calibration is not None:
-        return {"calibration images": calibration.inputs}
-    return inputs
-
-
-def fp16_stage(
-    model: nn.Module, fp32_path: Path, target: Path, inputs: dict, batch_sizes: tuple[int, ...], step: Progress
-) -> ArtifactResult:
-    from .precision import convert_fp16
-
-    step("converting to fp16 (LayerNorm kept in fp32)")
-    report = convert_fp16(fp32_path, target)
-    step("validating fp16 against eager PyTorch (ONNX Runtime CPU runs the FP16 graph)")
-    validation = validate_artifact(model, target, inputs, batch_sizes, precision="fp16")
-    details = {**report.to_dict(), "validated_with": "ONNX Runtime CPU executing the FP16 graph"}
-    return ArtifactResult("fp16", target, "precision", validation, details)
-
-
-def load_calibration(request: BuildRequest, metadata: ArtifactMetadata, step: Progress) -> CalibrationSet:
-    from .calibration import load_calibration_set
-    from .preprocess import PreprocessConfig
-
-    step(f"reading calibration data from {request.calib}")
-    preprocess = PreprocessConfig.from_dict(metadata.preprocessing)
-    return load_calibration_set(request.calib, preprocess, samples=request.calib_samples, seed=request.model.seed)
-
-
-@dataclass
-class Int8Settings:
-    method: str = "minmax"
-    accuracy_target: str | None = None
-    batch_sizes: tuple[int, ...] = (1, 8)
-    quantizer: str = "ort"
-
-
-def int8_stage(
-    model: nn.Module,
-    fp32_path: Path,
-    target_path: Path,
-    target: str,
-    calibration: CalibrationSet,
-    inputs: dict,
-    settings: Int8Settings,
-    step: Progress,
-) -> ArtifactResult:
-    """Quantize for `target` (to an accuracy target when one is set), then validate against eager."""
-    from .quantize import quantize_int8
-    from .sensitivity import parse_accuracy_target, quantize_to_target, quantizer_for
-
-    if settings.accuracy_target is None:
-        step(f"quantizing int8 for {target} ({settings.method} calibration)")
-        report = quantize_int8(
-            fp32_path, target_path, calibration, target=target, method=settings.method, quantizer=settings.quantizer
-        )
-        details = report.to_dict()
-    else:
-        step(f"quantizing int8 for {target} to {settings.accuracy_target} (sensitivity analysis)")
-        quantize = quantizer_for(calibration, fp32_path, target, settings.method, None, settings.quantizer)
-        eval_inputs = precision_inputs(inputs, calibration).get("images", calibration.inputs)
-        goal = parse_accuracy_target(settings.accuracy_target)
-        details = {
-            "sensitivity": quantize_to_target(fp32_path, target_path, quantize, eval_inputs, goal, step).to_dict()
-        }
-    step(f"validating int8-{target} against eager PyTorch")
-    judged_on = precision_inputs(inputs, calibration)
-    validation = validate_artifact(model, target_path, judged_on, settings.batch_sizes, precision="int8")
-    return ArtifactResult(f"int8-{target}", target_path, "quantize", validation, details)
+    out = result.output_dir
+    report_path = write_report(out, result, request)
+    records = [record_artifact(out, a.path, a.stage, a.precision, opset=request.opset) for a in result.artifacts]
+    for engine in result.engines:
+        records.append(record_artifact(out, engine.path, "engine", engine.precision, **engine.details))
+        sidecar = engine.path.with_name(engine.path.name + ".json")
+        if sidecar.is_file():
+            records.append(record_artifact(out, sidecar, "engine-metadata"))
+    cache = next((a.details.get("cache_path") for a in result.artifacts if a.details.get("cache_path")), None)
+    extras = [
+        (report_path, "report"),
+        (write_labels(out, result.metadata.labels), "labels"),
+        (copy_calibration_cache(out, cache), "calibration-cache"),
+        (write_build_script(out, recipes), "script"),
+    ]
+    records += [record_artifact(out, path, stage) for path, stage in extras if path is not None]
+    validation = {a.precision: a.validation.passed for a in [*result.artifacts, *result.engines] if a.validation}
+    skipped = [vars(s) for s in result.skipped_engines]
+    write_manifest(
+        out, records, model=_model_section(result.metadata, request), validation=validation, engines_skipped=skipped
+    )
 
 
 def validate_artifact(
-    model: nn.Module,
-    onnx_path: Path,
+    reference: nn.Module | Path,
+    path: Path,
     inputs: dict,
     batch_sizes: tuple[int, ...] | list[int],
     precision: str = "fp32",
     thresholds: Thresholds | None = None,
 ) -> ValidationResult:
-    """Eager PyTorch against ONNX Runtime on the same inputs, judged by the precision's thresholds."""
-    from .runners import OrtRunner, TorchRunner
+    """`path` (ONNX on ONNX Runtime, or a .plan engine on TensorRT) against `reference` on the same inputs.
+
+    The reference is the eager model, or, on a device without torch, the FP32 ONNX (itself validated
+    against eager when the bundle was built).
+    """
     from .validate import validate_runner
 
-    classification = model.config.num_classes is not None and not model.config.features_only
-    with TorchRunner(model) as reference, OrtRunner(onnx_path) as candidate:
+    reference_runner, classification = _reference_runner(reference)
+    with reference_runner, _candidate_runner(path) as candidate:
         return validate_runner(
-            reference,
+            reference_runner,
             candidate,
             inputs,
             batch_sizes=batch_sizes,
             precision=precision,
             thresholds=thresholds,
             classification=classification,
-            artifact=onnx_path.name,
+            artifact=path.name,
         )
+
+
+def _reference_runner(reference: nn.Module | Path) -> tuple[object, bool | None]:
+    from .runners import OrtRunner, TorchRunner
+
+    if isinstance(reference, (str, Path)):
+        from .export import read_metadata
+        from .optimize import load_model as load_onnx
+
+        meta = read_metadata(load_onnx(Path(reference)))
+        return OrtRunner(reference), (meta.num_classes is not None and not meta.features) if meta else None
+    cfg = reference.config
+    return TorchRunner(reference), cfg.num_classes is not None and not cfg.features_only
+
+
+def _candidate_runner(path: Path) -> object:
+    from .runners import OrtRunner
+
+    if path.suffix == ".plan":
+        from .runners import TrtRunner
+
+        return TrtRunner(path)
+    return OrtRunner(path)
 
 
 def _model_section(metadata: ArtifactMetadata, request: BuildRequest) -> dict:
@@ -298,26 +302,21 @@ def _model_section(metadata: ArtifactMetadata, request: BuildRequest) -> dict:
     return section
 
 
-def write_report(
-    out: Path,
-    metadata: ArtifactMetadata,
-    artifacts: list[ArtifactResult],
-    calibration: CalibrationSet | None,
-    request: BuildRequest,
-) -> Path:
+def write_report(out: Path, result: BuildResult, request: BuildRequest) -> Path:
     document = {
-        "model": _model_section(metadata, request),
-        "calibration": calibration.summary() if calibration is not None else None,
+        "model": _model_section(result.metadata, request),
+        "calibration": result.calibration,
         "artifacts": [
             {
                 "precision": a.precision,
                 "path": a.path.name,
                 "stage": a.stage,
                 "details": a.details,
-                "validation": a.validation.to_dict(),
+                "validation": a.validation.to_dict() if a.validation else None,
             }
-            for a in artifacts
+            for a in [*result.artifacts, *result.engines]
         ],
+        "engines_skipped": [vars(s) for s in result.skipped_engines],
     }
     target = out / REPORT_NAME
     with atomic_path(target) as tmp:

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import build_cmd, export_cmd, inspect_cmd, models, quantize_cmd, validate_cmd
+from . import build_cmd, bundle_cmd, export_cmd, inspect_cmd, models, quantize_cmd, validate_cmd
 
 app = typer.Typer(
     name="convnext-export",
@@ -28,6 +28,7 @@ app.command("validate")(validate_cmd.validate)
 app.command("inspect")(inspect_cmd.inspect)
 app.command("variants")(models.variants)
 app.command("info")(models.info)
+app.add_typer(bundle_cmd.bundle_app, name="bundle")
 
 
 def _print_version(value: bool) -> None:

@@ -18,19 +18,29 @@ from .options import (
     Calib,
     CalibMethod,
     CalibSamples,
+    DlaCore,
     Ema,
     Features,
+    HardwareCompatible,
     Images,
     ImageSize,
+    MaxBatch,
+    MinBatch,
     NoOptimize,
     NumClasses,
     Opset,
+    OptBatch,
+    OptLevel,
     RandomInit,
+    RequireEngine,
     ResetHead,
     Samples,
     Seed,
+    TimingCache,
     Variant,
+    VersionCompatible,
     Weights,
+    Workspace,
 )
 
 if TYPE_CHECKING:
@@ -69,12 +79,28 @@ def build(
     quantizer: Annotated[
         str, typer.Option(help="ort (ONNX Runtime) or modelopt (NVIDIA ModelOpt, if installed).")
     ] = "ort",
+    onnx: Annotated[
+        Path | None, typer.Option("--onnx", help="Build engines from this bundle ONNX (on the device).")
+    ] = None,
+    min_batch: MinBatch = 1,
+    opt_batch: OptBatch = 1,
+    max_batch: MaxBatch = 8,
+    workspace: Workspace = 2048,
+    opt_level: OptLevel = None,
+    timing_cache: TimingCache = None,
+    dla_core: DlaCore = None,
+    version_compatible: VersionCompatible = False,
+    hardware_compatible: HardwareCompatible = False,
+    require_engine: RequireEngine = False,
 ) -> None:
     """Model -> ONNX -> optimized ONNX -> [FP16, INT8] -> validation of each against eager PyTorch -> report."""
+    from ..engine import EngineSettings
+    from ..ondevice import build_from_onnx
     from ..pipeline import BuildRequest, ModelRequest
     from ..pipeline import build as run_build
     from ..validate import parse_batch_sizes
 
+    wanted = requested_precisions(precision, fp16, int8)
     request = BuildRequest(
         ModelRequest(variant, weights, random_init, seed, num_classes, reset_head, features, ema),
         output_dir=output_dir,
@@ -85,20 +111,53 @@ def build(
         images=images,
         samples=samples,
         batch_sizes=tuple(parse_batch_sizes(batch_sizes)),
-        precisions=requested_precisions(precision, fp16, int8),
+        precisions=wanted if onnx is None else ("fp32",),  # on the device the precision ONNX files exist
         calib=calib,
         calib_samples=calib_samples,
         calib_method=calib_method,
         accuracy_target=accuracy_target,
         quantizer=quantizer,
+        engine=EngineSettings(
+            min_batch,
+            opt_batch,
+            max_batch,
+            workspace,
+            opt_level,
+            timing_cache,
+            dla_core,
+            version_compatible,
+            hardware_compatible,
+        ),
+        require_engine=require_engine,
     )
     with stage_progress() as step:
-        result = run_build(request, progress=step)
-    for artifact in result.artifacts:
-        print_validation(artifact.validation)
+        if onnx is not None:
+            result = build_from_onnx(onnx, wanted[1:], request, progress=step)
+        else:
+            result = run_build(request, progress=step)
+    for artifact in [*result.artifacts, *result.engines]:
+        if artifact.validation is not None:
+            print_validation(artifact.validation)
     print_summary(result)
+    print_skipped_engines(result)
     if not result.passed:
         raise typer.Exit(1)
+    if require_engine and result.skipped_engines:
+        typer.echo(f"error: {len(result.skipped_engines)} engine(s) not built (--require-engine)", err=True)
+        raise typer.Exit(3)
+
+
+def print_skipped_engines(result: BuildResult) -> None:
+    """One line per engine that this machine could not build, and the commands that build it on the target."""
+    console = stdout_console()
+    for skip in result.skipped_engines:
+        console.print(f"[yellow]engine skipped[/]: {skip.engine} from {skip.onnx}: {skip.reason}")
+    if result.skipped_engines:
+        console.print("build them on the target (in the bundle directory), with this CLI or trtexec:")
+        for skip in result.skipped_engines:  # plain echo: Rich would wrap the commands and break copy-paste
+            typer.echo(f"  {skip.ours}")
+            typer.echo(f"  {skip.trtexec}")
+        typer.echo(f"or run {result.output_dir / 'build_engine.sh'} there")
 
 
 def requested_precisions(listed: str | None, fp16: bool, int8: bool) -> tuple[str, ...]:
@@ -133,6 +192,15 @@ def print_summary(result: BuildResult) -> None:
         )
         size = artifact.path.stat().st_size / 1e6
         table.add_row(artifact.precision, f"{artifact.path} ({size:.1f} MB) {_detail(artifact)} -> {status}")
+    for engine in result.engines:
+        state = (
+            "not validated here (no ONNX Runtime)"
+            if engine.validation is None
+            else (
+                "[green]PASS[/]" if engine.validation.passed else f"[red]FAIL[/]: {engine.validation.failure_summary()}"
+            )
+        )
+        table.add_row(engine.precision, f"{engine.path} -> {state}")
     table.add_row("manifest", str(result.manifest_path))
     stdout_console().print(table)
 

@@ -61,3 +61,15 @@ AccuracyTarget = Annotated[
     str | None,
     typer.Option("--accuracy-target", help="e.g. top1-agreement=0.99 or cosine=0.995: keep sensitive layers in FP."),
 ]
+MinBatch = Annotated[int, typer.Option("--min-batch", min=1, help="Engine optimization profile: smallest batch.")]
+OptBatch = Annotated[int, typer.Option("--opt-batch", min=1, help="Engine optimization profile: batch tuned for.")]
+MaxBatch = Annotated[int, typer.Option("--max-batch", min=1, help="Engine optimization profile: largest batch.")]
+Workspace = Annotated[int, typer.Option("--workspace", min=1, help="TensorRT builder workspace in MiB.")]
+OptLevel = Annotated[int | None, typer.Option("--opt-level", min=0, max=5, help="Builder optimization level 0-5.")]
+TimingCache = Annotated[Path | None, typer.Option("--timing-cache", help="Timing cache file, reused across builds.")]
+DlaCore = Annotated[int | None, typer.Option("--dla-core", min=0, help="Run on this DLA core (GPU fallback on).")]
+VersionCompatible = Annotated[bool, typer.Option("--version-compatible", help="Engine runs on newer TensorRT.")]
+HardwareCompatible = Annotated[bool, typer.Option("--hardware-compatible", help="Engine runs on any Ampere+ GPU.")]
+RequireEngine = Annotated[
+    bool, typer.Option("--require-engine", help="Exit 3 when an engine could not be built on this machine.")
+]

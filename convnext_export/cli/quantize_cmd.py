@@ -95,10 +95,10 @@ def quantize(
     json_out: JsonOutput = None,
 ) -> None:
     """Make the FP16 or INT8 artifact of MODEL and validate it against eager PyTorch (exit 1 on failure)."""
-    from ..pipeline import Int8Settings, fp16_stage, int8_stage, precision_inputs
     from ..preprocess import PreprocessConfig
     from ..quantize import TARGETS, check_choice
     from ..reference import reference_model
+    from ..stages import Int8Settings, fp16_stage, int8_stage, precision_inputs
     from ..validate import image_inputs, parse_batch_sizes, random_inputs
 
     check_choice("precision", precision, ("int8", "fp16"))

@@ -1,4 +1,4 @@
-"""Runners: eager PyTorch, ONNX Runtime (and, later, TensorRT) behind one `infer(batch)` contract.
+"""Runners: eager PyTorch, ONNX Runtime and TensorRT behind one `infer(batch)` contract.
 
 Backends load lazily: `import convnext_export.runners` pulls in neither torch nor onnxruntime, so a
 device with only one backend installed can use the others' artifacts and the CLI still starts.
@@ -14,11 +14,12 @@ from .base import ArtifactError, Runner
 if TYPE_CHECKING:
     from .ort_runner import OrtRunner
     from .torch_runner import TorchRunner
+    from .trt_runner import TrtRunner
 
-__all__ = ["ArtifactError", "OrtRunner", "Runner", "TorchRunner"]
+__all__ = ["ArtifactError", "OrtRunner", "Runner", "TorchRunner", "TrtRunner"]
 
-# name -> submodule; a TensorRT runner joins here as "TrtRunner": ".trt_runner".
-_LAZY = {"TorchRunner": ".torch_runner", "OrtRunner": ".ort_runner"}
+# name -> submodule: imported on first use only.
+_LAZY = {"TorchRunner": ".torch_runner", "OrtRunner": ".ort_runner", "TrtRunner": ".trt_runner"}
 
 
 def __getattr__(name: str) -> object:

@@ -1,0 +1,95 @@
+"""On the target device: TensorRT engines from a bundle's ONNX files, with no torch needed.
+
+`convnext-export build --onnx bundle/convnext_tiny.fp32.onnx --fp16 --int8` builds an engine per ONNX
+(its own precision plus the siblings asked for), validates each against the bundle's FP32 ONNX on ONNX
+Runtime where it is installed, and records them in the bundle's manifest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import InvalidOptionError
+from .pipeline import ArtifactResult, BuildRequest, BuildResult, Progress, prepare_output_dir
+
+ONNX_SUFFIXES = {"fp32": ".fp32.onnx", "fp16": ".fp16.onnx", "int8": ".int8-trt.onnx"}
+
+
+def bundle_onnx_files(onnx_path: Path, precisions: tuple[str, ...]) -> list[tuple[str, Path]]:
+    """The given ONNX plus the precision siblings asked for (`<name>.fp16.onnx`, `<name>.int8-trt.onnx`)."""
+    from .export import read_metadata
+    from .optimize import load_model as load_onnx
+
+    metadata = read_metadata(load_onnx(onnx_path))
+    if metadata is None:
+        raise InvalidOptionError(f"{onnx_path} has no convnext-export metadata: export it with convnext-export")
+    own = metadata.precision
+    stem = next(
+        (onnx_path.name.removesuffix(sfx) for sfx in ONNX_SUFFIXES.values() if onnx_path.name.endswith(sfx)),
+        onnx_path.stem,
+    )
+    files = [(own, onnx_path)]
+    for precision in precisions:
+        sibling = onnx_path.with_name(stem + ONNX_SUFFIXES[precision])
+        label = "int8-trt" if precision == "int8" else precision
+        if label == own:
+            continue
+        if not sibling.is_file():
+            raise InvalidOptionError(
+                f"no {label} ONNX beside {onnx_path.name} ({sibling.name}): make it with "
+                f"`convnext-export quantize {onnx_path.name} --precision {precision}`"
+            )
+        files.append((label, sibling))
+    return files
+
+
+def build_from_onnx(
+    onnx_path: Path, precisions: tuple[str, ...], request: BuildRequest, progress: Progress | None = None
+) -> BuildResult:
+    """Engines for an existing bundle's ONNX files, validated against its FP32 ONNX where ONNX Runtime exists."""
+    import importlib.util
+
+    from .engine import EngineSettings
+    from .export import read_metadata
+    from .optimize import load_model as load_onnx
+    from .stages import engine_stage
+    from .validate import random_inputs
+
+    step = progress or (lambda _: None)
+    files = bundle_onnx_files(onnx_path, precisions)
+    out = prepare_output_dir(request.output_dir or onnx_path.parent)
+    metadata = read_metadata(load_onnx(onnx_path))
+    fp32 = onnx_path.with_name(onnx_path.name.replace(f".{metadata.precision}.onnx", ".fp32.onnx"))
+    reference = fp32 if fp32.is_file() and importlib.util.find_spec("onnxruntime") else None
+    inputs = {"random": random_inputs(request.samples, tuple(metadata.image_size), seed=request.model.seed)}
+    artifacts = [ArtifactResult(precision, path, "onnx", None) for precision, path in files]
+    inputs_for = dict.fromkeys((p for p, _ in files), inputs)
+    settings = request.engine or EngineSettings()
+    engines, skipped, _ = engine_stage(artifacts, reference, inputs_for, settings, request.batch_sizes, step)
+    result = BuildResult(out, [], False, out / "manifest.json", metadata, None, engines, skipped)
+    if engines:
+        step("adding the engines to the bundle manifest")
+        add_engines_to_manifest(out, engines)
+    return result
+
+
+def add_engines_to_manifest(out: Path, engines: list[ArtifactResult]) -> None:
+    """Record engines (and their sidecars) in an existing bundle's manifest, replacing older entries."""
+    from .bundle import read_manifest
+    from .manifest import ArtifactRecord, record_artifact, write_manifest
+
+    manifest = read_manifest(out) if (out / "manifest.json").is_file() else {"artifacts": []}
+    records = []
+    for engine in engines:
+        records.append(record_artifact(out, engine.path, "engine", engine.precision))
+        sidecar = engine.path.with_name(engine.path.name + ".json")
+        if sidecar.is_file():
+            records.append(record_artifact(out, sidecar, "engine-metadata"))
+    new = {r.path for r in records}
+    kept = [ArtifactRecord(**r) for r in manifest["artifacts"] if r["path"] not in new]
+    sections = {
+        k: v
+        for k, v in manifest.items()
+        if k not in ("artifacts", "toolkit", "version", "created", "versions", "platform")
+    }
+    write_manifest(out, kept + records, **sections)

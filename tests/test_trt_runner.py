@@ -1,0 +1,303 @@
+"""TrtRunner and the cuda-python wrapper.
+
+The pure-Python parts (lazy imports, error unwrapping, shape checks, host memory views, the CUDA 11/12 graph
+signature choice) are tested everywhere. Running engines needs TensorRT, cuda-python and an NVIDIA GPU: those
+tests are marked `gpu` and skip, with the reason, where any of them is missing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import subprocess
+import sys
+import textwrap
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from convnext_export import cuda_runtime
+from convnext_export.errors import ConvNeXtExportError, InvalidOptionError
+from convnext_export.runners import trt_runner
+from convnext_export.runners.trt_runner import TrtRunner, check_in_profile, profile_bounds
+
+SIZE = 64
+
+
+# --- imports and missing backends -------------------------------------------------------------------------
+
+_WITHOUT_BACKENDS = textwrap.dedent(
+    """
+    import sys
+    for name in ("torch", "tensorrt", "cuda", "onnxruntime"):
+        sys.modules[name] = None  # import of any of them now fails
+    import convnext_export.cuda_runtime as cuda_runtime
+    import convnext_export.runners.trt_runner as trt_runner
+    from convnext_export.errors import ConvNeXtExportError
+    try:
+        trt_runner.TrtRunner("x.plan")
+    except ConvNeXtExportError as exc:
+        print("runner:", exc)
+    try:
+        cuda_runtime.load_cudart()
+    except cuda_runtime.CudaError as exc:
+        print("cudart:", exc)
+    """
+)
+
+
+def test_modules_import_without_torch_tensorrt_or_cuda_python() -> None:
+    done = subprocess.run([sys.executable, "-c", _WITHOUT_BACKENDS], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2, done.stdout
+    assert lines[0].startswith("runner: TensorRT is not installed")
+    assert lines[1].startswith("cudart: cuda-python is not installed")
+
+
+def test_runner_without_tensorrt_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    with pytest.raises(ConvNeXtExportError) as info:
+        TrtRunner("x.plan")
+    message = str(info.value)
+    assert "TensorRT" in message and "JetPack" in message and "\n" not in message
+    assert not isinstance(info.value, ImportError) and info.value.__cause__ is None
+
+
+def test_load_cudart_without_cuda_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cuda_runtime, "_cudart", None)
+    monkeypatch.setitem(sys.modules, "cuda", None)
+    with pytest.raises(cuda_runtime.CudaError, match="cuda-python is not installed"):
+        cuda_runtime.load_cudart()
+
+
+# --- error unwrapping, with a stand-in for cudaError_t (an enum with .name and .value, 0 = success) ------------
+
+
+class FakeError:
+    def __init__(self, name: str, value: int) -> None:
+        self.name, self.value = name, value
+
+
+SUCCESS = FakeError("cudaSuccess", 0)
+
+
+def test_check_returns_nothing_one_value_or_a_tuple() -> None:
+    assert cuda_runtime.check((SUCCESS,)) is None
+    assert cuda_runtime.check((SUCCESS, 1234)) == 1234
+    assert cuda_runtime.check((SUCCESS, "exec", "node")) == ("exec", "node")
+
+
+def test_check_raises_with_the_error_name() -> None:
+    with pytest.raises(cuda_runtime.CudaError) as info:
+        cuda_runtime.check((FakeError("cudaErrorMemoryAllocation", 2), None), "cudaMalloc")
+    assert str(info.value) == "cudaMalloc failed: cudaErrorMemoryAllocation (2)"
+    assert isinstance(info.value, ConvNeXtExportError)
+
+
+def fake_cudart(monkeypatch: pytest.MonkeyPatch, **functions: object) -> None:
+    """Install a stand-in runtime module so the dispatch logic around cuda-python can be exercised."""
+    monkeypatch.setattr(cuda_runtime, "_cudart", types.SimpleNamespace(**functions))
+
+
+def test_device_count_is_zero_when_the_runtime_reports_no_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_cudart(monkeypatch, cudaGetDeviceCount=lambda: (FakeError("cudaErrorNoDevice", 100), 0))
+    assert cuda_runtime.device_count() == 0
+    fake_cudart(monkeypatch, cudaGetDeviceCount=lambda: (FakeError("cudaErrorInsufficientDriver", 35), 0))
+    with pytest.raises(cuda_runtime.CudaError, match="cudaErrorInsufficientDriver"):
+        cuda_runtime.device_count()
+
+
+def test_no_gpu_is_a_one_line_runner_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trt_runner, "_import_tensorrt", lambda: types.SimpleNamespace(__version__="10.3.0"))
+    fake_cudart(monkeypatch, cudaGetDeviceCount=lambda: (FakeError("cudaErrorNoDevice", 100), 0))
+    with pytest.raises(trt_runner.TensorRTUnavailableError, match="no NVIDIA GPU found"):
+        TrtRunner("x.plan")
+
+
+@pytest.mark.parametrize(
+    ("version", "args", "result"),
+    [(12090, (0,), (SUCCESS, "exec")), (13020, (0,), (SUCCESS, "exec")), (11080, (b"", 0), (SUCCESS, "exec", "node"))],
+)
+def test_graph_instantiate_uses_the_signature_of_the_bindings(
+    monkeypatch: pytest.MonkeyPatch, version: int, args: tuple, result: tuple
+) -> None:
+    calls: list[tuple] = []
+
+    def instantiate(graph: object, *rest: object) -> tuple:
+        calls.append(rest)
+        return result
+
+    fake_cudart(monkeypatch, CUDART_VERSION=version, cudaGraphInstantiate=instantiate)
+    assert cuda_runtime.instantiate_graph("graph") == "exec"
+    assert calls == [args]
+
+
+def test_device_name_decoding() -> None:
+    assert cuda_runtime.decode_device_name(b"NVIDIA H100 80GB HBM3\x00\x00\x00") == "NVIDIA H100 80GB HBM3"
+    assert cuda_runtime.decode_device_name("Orin ") == "Orin"
+
+
+def test_host_array_views_existing_memory() -> None:
+    raw = ctypes.create_string_buffer(2 * 3 * 4)
+    view = cuda_runtime.host_array(ctypes.addressof(raw), (2, 3), np.float32)
+    view[:] = np.arange(6, dtype=np.float32).reshape(2, 3)
+    assert np.frombuffer(raw.raw, dtype=np.float32).tolist() == [0, 1, 2, 3, 4, 5]
+
+
+# --- shapes and profiles --------------------------------------------------------------------------------------
+
+
+def test_profile_bounds() -> None:
+    assert profile_bounds((-1, 3, 64, 64), [(1, 3, 64, 64), (2, 3, 64, 64), (4, 3, 64, 64)]) == (
+        (1, 3, 64, 64),
+        (4, 3, 64, 64),
+    )
+    assert profile_bounds((2, 3, 64, 64), None) == ((2, 3, 64, 64), (2, 3, 64, 64))
+
+
+def test_batch_outside_the_profile_names_the_range() -> None:
+    low, high = (1, 3, 64, 64), (4, 3, 64, 64)
+    check_in_profile((4, 3, 64, 64), low, high, "trt")
+    with pytest.raises(InvalidOptionError) as info:
+        check_in_profile((5, 3, 64, 64), low, high, "trt")
+    assert "batch of 1..4" in str(info.value) and "got 5" in str(info.value)
+    with pytest.raises(InvalidOptionError, match="from"):
+        check_in_profile((2, 3, 32, 32), low, high, "trt")
+
+
+def test_missing_sidecar_skips_the_compatibility_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from convnext_export import engine_meta
+
+    seen: list[object] = []
+    monkeypatch.setattr(engine_meta, "check_compatible", lambda *args: seen.append(args))
+    engine = tmp_path / "model.plan"
+    trt_runner._check_compatible(engine, "10.3.0", "Orin", "8.7")
+    assert seen == []
+    engine_meta.sidecar_path(engine).write_text("{}")
+    trt_runner._check_compatible(engine, "10.3.0", "Orin", "8.7")
+    assert seen == [(engine, "10.3.0", "Orin", "8.7")]
+
+
+# --- on a GPU ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gpu() -> None:
+    """Skip unless TensorRT, cuda-python and an NVIDIA GPU are all here."""
+    pytest.importorskip(
+        "tensorrt", reason="TensorRT is not installed: these tests run only where TensorRT and an NVIDIA GPU exist"
+    )
+    try:
+        count = cuda_runtime.device_count()
+    except cuda_runtime.CudaError as exc:
+        pytest.skip(f"no usable CUDA runtime: {exc}")
+    if count == 0:
+        pytest.skip("no NVIDIA GPU")
+
+
+@pytest.fixture(scope="module")
+def artifacts(gpu: None, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The `test` variant exported with a dynamic batch, and its FP32 engine for batches 1..4."""
+    import torch
+
+    from convnext_export.export import export_onnx
+    from convnext_export.model.factory import create_model
+
+    folder = tmp_path_factory.mktemp("trt")
+    torch.manual_seed(0)
+    onnx_path = export_onnx(create_model("test", num_classes=10), folder / "test.onnx", image_size=SIZE)
+    return onnx_path, build_fp32_engine(onnx_path, folder / "test.fp32.plan")
+
+
+def build_fp32_engine(onnx_path: Path, engine_path: Path) -> Path:
+    """The project's own builder, with a dynamic-batch profile of 1..4 (optimum 2)."""
+    from convnext_export.engine import EngineSettings, build_engine
+
+    build_engine(onnx_path, engine_path, EngineSettings(min_batch=1, opt_batch=2, max_batch=4))
+    return engine_path
+
+
+def images(batch: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((batch, 3, SIZE, SIZE), dtype=np.float32)
+
+
+def assert_close(got: np.ndarray, expected: np.ndarray) -> None:
+    spread = float(expected.max() - expected.min()) or 1.0
+    assert got.shape == expected.shape and got.dtype == np.float32
+    assert float(np.abs(got - expected).max()) <= 1e-3 * spread
+
+
+@pytest.mark.gpu
+def test_matches_onnxruntime_for_every_batch_in_the_profile(artifacts: tuple[Path, Path]) -> None:
+    from convnext_export.runners import OrtRunner
+
+    onnx_path, engine_path = artifacts
+    with TrtRunner(engine_path) as trt, OrtRunner(onnx_path) as ort:
+        assert (trt.input_name, trt.output_names) == (ort.input_name, ort.output_names)
+        assert trt.input_shape == (None, 3, SIZE, SIZE) and trt.batch_range == (1, 4)
+        for batch in (2, 1, 4, 3):
+            x = images(batch, seed=batch)
+            for name, expected in ort.infer(x).items():
+                assert_close(trt.infer(x)[name], expected)
+
+
+@pytest.mark.gpu
+def test_batch_above_the_profile_is_a_clear_error(artifacts: tuple[Path, Path]) -> None:
+    with TrtRunner(artifacts[1]) as trt, pytest.raises(InvalidOptionError) as info:
+        trt.infer(images(5))
+    assert "batch of 1..4" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.gpu
+def test_cuda_graph_replays_identically(artifacts: tuple[Path, Path]) -> None:
+    x2, x3 = images(2), images(3, seed=1)
+    with TrtRunner(artifacts[1]) as plain:
+        expected2, expected3 = plain.infer(x2), plain.infer(x3)
+    with TrtRunner(artifacts[1], cuda_graph=True) as graphed:
+        assert graphed.name == "trt-graph"
+        first = graphed.infer(x2)
+        for x, expected in ((x2, first), (x3, graphed.infer(x3)), (x2, first)):
+            for name, value in graphed.infer(x).items():
+                np.testing.assert_array_equal(value, expected[name])
+        for name in first:
+            assert_close(first[name], expected2[name])
+            assert_close(graphed.infer(x3)[name], expected3[name])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("cuda_graph", [False, True])
+def test_compute_only_is_a_positive_time(artifacts: tuple[Path, Path], cuda_graph: bool) -> None:
+    with TrtRunner(artifacts[1], cuda_graph=cuda_graph) as trt:
+        elapsed = trt.compute_only(images(2))
+    assert isinstance(elapsed, float) and elapsed > 0
+
+
+@pytest.mark.gpu
+def test_corrupt_engine_is_a_one_line_error(gpu: None, tmp_path: Path) -> None:
+    bad = tmp_path / "corrupt.plan"
+    bad.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(ConvNeXtExportError) as info:
+        TrtRunner(bad)
+    assert "rebuild" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.gpu
+def test_bad_device_and_missing_file(artifacts: tuple[Path, Path], tmp_path: Path) -> None:
+    with pytest.raises(InvalidOptionError, match="device must be"):
+        TrtRunner(artifacts[1], device=99)
+    with pytest.raises(ConvNeXtExportError, match="no such file"):
+        TrtRunner(tmp_path / "missing.plan")
+
+
+@pytest.mark.gpu
+def test_close_is_idempotent(artifacts: tuple[Path, Path]) -> None:
+    trt = TrtRunner(artifacts[1], cuda_graph=True)
+    trt.infer(images(2))
+    trt.close()
+    trt.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        trt.infer(images(2))
+    with pytest.raises(RuntimeError, match="closed"):
+        trt.compute_only(images(2))
