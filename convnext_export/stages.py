@@ -145,6 +145,14 @@ def engine_flags(settings: object) -> list[str]:
     return flags
 
 
+def fixed_batch(settings: object, onnx_path: Path) -> object:
+    """A static-batch ONNX admits exactly one shape: the profile follows it (min = opt = max = its batch)."""
+    from .engine_plan import read_onnx_info
+
+    batch = read_onnx_info(onnx_path).batch
+    return settings if batch is None else settings.with_batch(batch)
+
+
 def engine_stage(
     onnx_artifacts: list[ArtifactResult],
     reference: object,
@@ -162,9 +170,11 @@ def engine_stage(
 
     status = tensorrt_status()
     engines, skipped, recipes = [], [], []
+    requested = settings
     for artifact in onnx_artifacts:
         if artifact.precision not in ENGINE_PRECISIONS:
             continue
+        settings = fixed_batch(requested, artifact.path)
         plan = artifact.path.with_name(
             artifact.path.name.replace(".onnx", "").rsplit(".", 1)[0] + f".{ENGINE_PRECISIONS[artifact.precision]}.plan"
         )

@@ -61,13 +61,19 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_build_writes_onnx_report_and_manifest(built: Path) -> None:
     manifest = json.loads((built / "manifest.json").read_text())
     records = {r["path"]: r for r in manifest["artifacts"]}
-    assert set(records) == {"convnext_test.fp32.onnx", "report.json"}
+    assert set(records) == {"convnext_test.fp32.onnx", "report.json", "labels.txt", "build_engine.sh"}
     for name, record in records.items():
         assert record["sha256"] == sha256_of([built / name]) and record["size"] == (built / name).stat().st_size
     assert records["convnext_test.fp32.onnx"]["precision"] == "fp32"
     assert manifest["model"]["random_init"] is True and manifest["validation"] == {"fp32": True}
     assert {"torch", "onnx", "onnxruntime"} <= set(manifest["versions"])
-    assert sorted(p.name for p in built.iterdir()) == ["convnext_test.fp32.onnx", "manifest.json", "report.json"]
+    assert sorted(p.name for p in built.iterdir()) == [
+        "build_engine.sh",
+        "convnext_test.fp32.onnx",
+        "labels.txt",
+        "manifest.json",
+        "report.json",
+    ]
 
 
 def test_report_has_node_counts_and_per_batch_validation(built: Path) -> None:

@@ -321,10 +321,13 @@ def test_build_makes_every_precision_and_validates_each(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in out.iterdir())
     assert names == [
+        "build_engine.sh",
+        "calibration.json",
         "convnext_custom.fp16.onnx",
         "convnext_custom.fp32.onnx",
         "convnext_custom.int8-cpu.onnx",
         "convnext_custom.int8-trt.onnx",
+        "labels.txt",
         "manifest.json",
         "report.json",
     ]
