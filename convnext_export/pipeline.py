@@ -55,6 +55,8 @@ class BuildRequest:
     quantizer: str = "ort"
     engine: EngineSettings | None = None  # None: EngineSettings() defaults
     require_engine: bool = False
+    profile: bool = True  # end the build with a latency profile of every artifact, kept in the bundle
+    profile_iterations: int = 20
 
     def __post_init__(self) -> None:
         """Reject bad settings before any model is loaded (the API gets the same checks as the CLI)."""
@@ -97,6 +99,8 @@ class BuildResult:
     calibration: dict | None = None
     engines: list[ArtifactResult] = field(default_factory=list)
     skipped_engines: list[EngineSkip] = field(default_factory=list)
+    latency: list[dict] = field(default_factory=list)  # per artifact, backend and batch: median/p90/p99 ms
+    latency_files: list[Path] = field(default_factory=list)
 
     def artifact(self, precision: str) -> ArtifactResult:
         return next(a for a in [*self.artifacts, *self.engines] if a.precision == precision)
@@ -174,7 +178,6 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
     }
     settings = request.engine or EngineSettings()
     engines, skipped, recipes = engine_stage(artifacts, model, inputs_for, settings, request.batch_sizes, step)
-    step("writing the bundle: report, labels, build script, manifest")
     result = BuildResult(
         out,
         artifacts,
@@ -185,8 +188,34 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
         engines,
         skipped,
     )
+    if request.profile:
+        step("profiling every artifact (ONNX Runtime CPU; TensorRT for engines)")
+        profile_stage(result, request)
+    step("writing the bundle: report, labels, build script, manifest")
     write_bundle(result, recipes, request)
     return result
+
+
+def profile_stage(result: BuildResult, request: BuildRequest) -> None:
+    """Latency of every artifact at the validated batch sizes; table data and files land in the bundle."""
+    from .profile import profile_all, system_info, write_reports
+
+    paths = [a.path for a in [*result.artifacts, *result.engines]]
+    run = profile_all(paths, None, request.batch_sizes, warmup=3, iterations=request.profile_iterations)
+    files = write_reports(run.results, system_info(None), result.output_dir, skipped=run.skipped)
+    result.latency_files = [Path(p) for p in files.values()]
+    result.latency = [
+        {
+            "artifact": r.artifact,
+            "backend": r.backend,
+            "batch": r.batch_size,
+            "median_ms": r.end_to_end.median,
+            "p90_ms": r.end_to_end.p90,
+            "p99_ms": r.end_to_end.p99,
+            "throughput": r.end_to_end.throughput,
+        }
+        for r in run.results
+    ]
 
 
 def precision_artifacts(
@@ -235,6 +264,7 @@ def write_bundle(result: BuildResult, recipes: list, request: BuildRequest) -> N
         (copy_calibration_cache(out, cache), "calibration-cache"),
         (write_build_script(out, recipes), "script"),
     ]
+    extras += [(path, "profile") for path in result.latency_files]
     records += [record_artifact(out, path, stage) for path, stage in extras if path is not None]
     validation = {a.precision: a.validation.passed for a in [*result.artifacts, *result.engines] if a.validation}
     skipped = [vars(s) for s in result.skipped_engines]
@@ -317,6 +347,7 @@ def write_report(out: Path, result: BuildResult, request: BuildRequest) -> Path:
             for a in [*result.artifacts, *result.engines]
         ],
         "engines_skipped": [vars(s) for s in result.skipped_engines],
+        "latency": result.latency,
     }
     target = out / REPORT_NAME
     with atomic_path(target) as tmp:

@@ -61,7 +61,15 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_build_writes_onnx_report_and_manifest(built: Path) -> None:
     manifest = json.loads((built / "manifest.json").read_text())
     records = {r["path"]: r for r in manifest["artifacts"]}
-    assert set(records) == {"convnext_test.fp32.onnx", "report.json", "labels.txt", "build_engine.sh"}
+    assert set(records) == {
+        "convnext_test.fp32.onnx",
+        "report.json",
+        "labels.txt",
+        "build_engine.sh",
+        "latency.json",
+        "latency.csv",
+        "latency.png",
+    }
     for name, record in records.items():
         assert record["sha256"] == sha256_of([built / name]) and record["size"] == (built / name).stat().st_size
     assert records["convnext_test.fp32.onnx"]["precision"] == "fp32"
@@ -71,6 +79,9 @@ def test_build_writes_onnx_report_and_manifest(built: Path) -> None:
         "build_engine.sh",
         "convnext_test.fp32.onnx",
         "labels.txt",
+        "latency.csv",
+        "latency.json",
+        "latency.png",
         "manifest.json",
         "report.json",
     ]

@@ -56,6 +56,9 @@ def test_build_completes_every_cpu_stage_and_exits_0(bundle: tuple) -> None:
         "convnext_custom.int8-cpu.onnx",
         "convnext_custom.int8-trt.onnx",
         "labels.txt",
+        "latency.csv",
+        "latency.json",
+        "latency.png",
         "manifest.json",
         "report.json",
     ]
@@ -81,7 +84,7 @@ def test_manifest_covers_every_file_and_verifies(bundle: tuple) -> None:
     assert listed == {p.name for p in out.iterdir()} - {"manifest.json"}
     assert verify_bundle(out).ok
     result = _invoke("bundle", "verify", out)
-    assert result.exit_code == 0 and "all 8 files match" in result.stdout
+    assert result.exit_code == 0 and "all 11 files match" in result.stdout
 
 
 def test_labels_and_calibration_cache_travel_with_the_bundle(bundle: tuple) -> None:

@@ -304,6 +304,8 @@ def test_build_makes_every_precision_and_validates_each(tmp_path: Path) -> None:
         app,
         [
             "build",
+            "--profile-iterations",
+            "3",
             "--weights",
             str(WEIGHTS),
             "--fp16",
@@ -328,6 +330,9 @@ def test_build_makes_every_precision_and_validates_each(tmp_path: Path) -> None:
         "convnext_custom.int8-cpu.onnx",
         "convnext_custom.int8-trt.onnx",
         "labels.txt",
+        "latency.csv",
+        "latency.json",
+        "latency.png",
         "manifest.json",
         "report.json",
     ]

@@ -11,7 +11,18 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import build_cmd, bundle_cmd, export_cmd, infer_cmd, inspect_cmd, models, quantize_cmd, validate_cmd
+from . import (
+    build_cmd,
+    bundle_cmd,
+    check_cmd,
+    export_cmd,
+    infer_cmd,
+    inspect_cmd,
+    models,
+    profile_cmd,
+    quantize_cmd,
+    validate_cmd,
+)
 
 app = typer.Typer(
     name="convnext-export",
@@ -27,6 +38,8 @@ app.command("quantize")(quantize_cmd.quantize)
 app.command("validate")(validate_cmd.validate)
 app.command("inspect")(inspect_cmd.inspect)
 app.command("infer")(infer_cmd.infer)
+app.command("profile")(profile_cmd.profile)
+app.command("check")(check_cmd.check)
 app.command("variants")(models.variants)
 app.command("info")(models.info)
 app.add_typer(bundle_cmd.bundle_app, name="bundle")

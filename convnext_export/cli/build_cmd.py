@@ -31,6 +31,7 @@ from .options import (
     Opset,
     OptBatch,
     OptLevel,
+    Quantizer,
     RandomInit,
     RequireEngine,
     ResetHead,
@@ -76,9 +77,7 @@ def build(
     calib_samples: CalibSamples = None,
     calib_method: CalibMethod = "minmax",
     accuracy_target: AccuracyTarget = None,
-    quantizer: Annotated[
-        str, typer.Option(help="ort (ONNX Runtime) or modelopt (NVIDIA ModelOpt, if installed).")
-    ] = "ort",
+    quantizer: Quantizer = "ort",
     onnx: Annotated[
         Path | None, typer.Option("--onnx", help="Build engines from this bundle ONNX (on the device).")
     ] = None,
@@ -92,6 +91,10 @@ def build(
     version_compatible: VersionCompatible = False,
     hardware_compatible: HardwareCompatible = False,
     require_engine: RequireEngine = False,
+    no_profile: Annotated[bool, typer.Option("--no-profile", help="Skip the closing latency profile.")] = False,
+    profile_iterations: Annotated[
+        int, typer.Option("--profile-iterations", min=1, help="Timed runs per artifact and batch size.")
+    ] = 20,
 ) -> None:
     """Model -> ONNX -> optimized ONNX -> [FP16, INT8] -> validation of each against eager PyTorch -> report."""
     from ..engine import EngineSettings
@@ -129,6 +132,8 @@ def build(
             hardware_compatible,
         ),
         require_engine=require_engine,
+        profile=not no_profile,
+        profile_iterations=profile_iterations,
     )
     with stage_progress() as step:
         if onnx is not None:
@@ -201,6 +206,8 @@ def print_summary(result: BuildResult) -> None:
             )
         )
         table.add_row(engine.precision, f"{engine.path} -> {state}")
+    for artifact, rows in _latency_by_artifact(result.latency).items():
+        table.add_row("latency", f"{artifact}: " + ", ".join(rows))
     table.add_row("manifest", str(result.manifest_path))
     stdout_console().print(table)
 
@@ -219,3 +226,12 @@ def _detail(artifact: object) -> str:
     if "fp32_nodes" in details:
         return f"[{len(details['fp32_nodes'])} LayerNorm nodes kept fp32]"
     return ""
+
+
+def _latency_by_artifact(latency: list[dict]) -> dict[str, list[str]]:
+    rows: dict[str, list[str]] = {}
+    for r in latency:
+        rows.setdefault(f"{r['artifact']} ({r['backend']})", []).append(
+            f"batch {r['batch']} median {r['median_ms']:.2f} ms (p99 {r['p99_ms']:.2f})"
+        )
+    return rows

@@ -73,3 +73,4 @@ HardwareCompatible = Annotated[bool, typer.Option("--hardware-compatible", help=
 RequireEngine = Annotated[
     bool, typer.Option("--require-engine", help="Exit 3 when an engine could not be built on this machine.")
 ]
+Quantizer = Annotated[str, typer.Option(help="ort (ONNX Runtime) or modelopt (NVIDIA ModelOpt, if installed).")]

@@ -11,7 +11,18 @@ from ._console import stdout_console
 from ._errors import report_user_errors
 from ._progress import stage_progress
 from ._report import emit_json, print_validation, wants_table
-from .options import AccuracyTarget, BatchSizes, Calib, CalibMethod, CalibSamples, Images, JsonOutput, Seed, Weights
+from .options import (
+    AccuracyTarget,
+    BatchSizes,
+    Calib,
+    CalibMethod,
+    CalibSamples,
+    Images,
+    JsonOutput,
+    Quantizer,
+    Seed,
+    Weights,
+)
 
 Model = Annotated[Path, typer.Argument(help="The FP32 ONNX file (as written by export or build).")]
 
@@ -84,9 +95,7 @@ def quantize(
     calib_samples: CalibSamples = None,
     calib_method: CalibMethod = "minmax",
     accuracy_target: AccuracyTarget = None,
-    quantizer: Annotated[
-        str, typer.Option(help="ort (ONNX Runtime) or modelopt (NVIDIA ModelOpt, if installed).")
-    ] = "ort",
+    quantizer: Quantizer = "ort",
     images: Images = None,
     weights: Weights = None,
     batch_sizes: BatchSizes = "1,8",

@@ -1,0 +1,188 @@
+"""`check`: the accuracy gate for CI. Exit 0 pass, 1 regression (every failing figure listed), 2 usage error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ._console import stdout_console
+from ._errors import report_user_errors
+from ._report import emit_json
+from .options import Variant, Weights
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ..check import CheckResult
+    from ..contract import ArtifactMetadata
+    from ..preprocess import PreprocessConfig
+
+Markdown = Annotated[
+    Path | None, typer.Option("--markdown", help="Write a Markdown table ($GITHUB_STEP_SUMMARY); '-' for stdout.")
+]
+Junit = Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML for test-report tools; '-' for stdout.")]
+
+
+@report_user_errors
+def check(
+    dataset: Annotated[Path, typer.Option("--dataset", help="Labelled images: <dir>/<class>/<image> (ImageFolder).")],
+    artifacts: Annotated[str, typer.Option(help="Comma-separated .onnx / .plan files to check.")] = "",
+    variant: Variant = None,
+    weights: Weights = None,
+    labels: Annotated[
+        Path | None, typer.Option(help="Class names, one per line in class order; folders named by them.")
+    ] = None,
+    baseline: Annotated[Path | None, typer.Option(help="Baseline JSON to compare against (or write).")] = None,
+    max_top1_drop: Annotated[float, typer.Option(help="Max top-1 loss in percentage points.")] = 0.5,
+    min_agreement: Annotated[float, typer.Option(help="Min top-1 agreement with eager (fraction).")] = 0.99,
+    max_latency_regression: Annotated[
+        float, typer.Option(help="Max latency increase over the baseline (fraction; with --latency).")
+    ] = 0.10,
+    update_baseline: Annotated[
+        bool, typer.Option("--update-baseline", help="Write --baseline from this run if nothing fails.")
+    ] = False,
+    latency: Annotated[
+        bool, typer.Option("--latency", help="Also time one batch per artifact (gated against the baseline's).")
+    ] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="Use N images spread over the classes.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Inference batch size.")] = 32,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON ('-' for stdout).")] = None,
+    markdown: Markdown = None,
+    junit: Junit = None,
+) -> None:
+    """Measure top-1/top-5 of eager PyTorch and each artifact on labelled images; fail on accuracy loss."""
+    from ..check import CheckThresholds, check_baseline_dataset, check_classes, load_baseline, load_dataset, run_check
+    from ..errors import InvalidOptionError
+
+    thresholds = CheckThresholds(max_top1_drop, min_agreement, max_latency_regression)
+    if update_baseline and baseline is None:
+        raise InvalidOptionError("--update-baseline needs --baseline PATH (the file to write)")
+    paths = _artifact_paths(artifacts)
+    metadata = _first_metadata(paths)
+    reference = _reference(metadata, variant, weights)
+    data = load_dataset(dataset, _preprocess(metadata, reference), labels_file=labels, limit=limit)
+    check_classes(data, reference.config.num_classes, None if labels else _model_labels(metadata, reference))
+    previous = None
+    if baseline is not None and (baseline.exists() or not update_baseline):
+        previous = load_baseline(baseline)
+        check_baseline_dataset(previous, data, f"baseline {str(baseline)!r}")
+    result = run_check(data, reference, paths, thresholds, previous, batch_size=batch_size, latency=latency)
+    _report(result, json_out, markdown, junit)
+    if update_baseline:
+        _update(result, baseline)
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+def _artifact_paths(artifacts: str) -> list[Path]:
+    from ..errors import InvalidOptionError
+
+    paths = [Path(p.strip()) for p in artifacts.split(",") if p.strip()]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise InvalidOptionError(f"artifact(s) not found: {', '.join(missing)}")
+    return paths
+
+
+def _first_metadata(paths: list[Path]) -> ArtifactMetadata | None:
+    """The first artifact's export metadata (for an engine: its sibling ONNX's), None when there is none."""
+    from ..infer import artifact_metadata
+
+    return artifact_metadata(paths[0]) if paths else None
+
+
+def _reference(metadata: ArtifactMetadata | None, variant: str | None, weights: str | None) -> nn.Module:
+    """Eager model from the first artifact's metadata unless --variant/--weights say otherwise."""
+    from ..errors import InvalidOptionError
+    from ..reference import ModelRequest, load_model, reference_model
+
+    if metadata is not None:
+        return reference_model(metadata, variant, weights)
+    if weights is None:
+        raise InvalidOptionError("no artifact metadata to rebuild the eager model from: pass --weights (and --variant)")
+    return load_model(ModelRequest(variant=variant, weights=weights))
+
+
+def _preprocess(metadata: ArtifactMetadata | None, reference: nn.Module) -> PreprocessConfig:
+    from ..preprocess import PreprocessConfig, eval_config
+
+    if metadata is not None:
+        return PreprocessConfig.from_dict(metadata.preprocessing)
+    return eval_config(tuple(reference.config.image_size))
+
+
+def _model_labels(metadata: ArtifactMetadata | None, reference: nn.Module) -> list[str] | None:
+    if metadata is not None and metadata.labels:
+        return list(metadata.labels)
+    info = getattr(reference, "weights_info", None)
+    return list(info.labels) if info is not None and info.labels else None
+
+
+def _write(text: str, target: Path | None) -> None:
+    if target is None:
+        return
+    if str(target) == "-":
+        typer.echo(text, nl=False)
+        return
+    from .._atomic import atomic_path
+
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, "utf-8")
+
+
+def _report(result: CheckResult, json_out: Path | None, markdown: Path | None, junit: Path | None) -> None:
+    """The table and verdict on stdout, then the report files (written on failure too: CI reads them then)."""
+    from ..check import to_json, to_junit_xml, to_markdown
+
+    if "-" not in (str(json_out), str(markdown), str(junit)):
+        _print(result)
+    emit_json(to_json(result), json_out)
+    _write(to_markdown(result), markdown)
+    _write(to_junit_xml(result), junit)
+
+
+def _print(result: CheckResult) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ..check import EAGER, figure_status
+
+    d = result.dataset
+    table = Table(title=f"accuracy on {d['path']} ({d['images']} images, {len(d['classes'])} classes)")
+    for column in ("artifact", "runtime", "top-1 %", "top-5 %", "agreement", "drop (pt)", "status"):
+        table.add_column(column, justify="left" if column in ("artifact", "runtime", "status") else "right")
+    for f in result.figures:
+        drop = "-" if f.name == EAGER else f"{f.drop:.2f}"
+        status = figure_status(result, f.name)
+        table.add_row(
+            escape(f.name),
+            f.runtime,
+            f"{f.top1:.2f}",
+            f"{f.top5:.2f}",
+            f"{f.agreement:.4f}",
+            drop,
+            "[red]FAIL[/red]" if status == "FAIL" else "[green]pass[/green]",
+        )
+    console = stdout_console()
+    console.print(table)
+    for note in result.notes:
+        console.print(f"note: {escape(note)}")
+    for failure in result.failures:
+        console.print(f"[red]FAIL[/red]: {escape(failure)}")
+    if result.passed:
+        console.print(f"[green]PASS[/green]: {len(result.figures)} figure(s) within the thresholds")
+    else:
+        console.print(f"[red]FAIL[/red]: {len(result.failures)} failing figure(s)")
+
+
+def _update(result: CheckResult, baseline: Path) -> None:
+    """Write the baseline only from a passing run: a regression is never blessed."""
+    from ..check import write_baseline
+
+    if not result.passed:
+        typer.echo(f"baseline not written: {len(result.failures)} failing figure(s); fix them first", err=True)
+        return
+    write_baseline(result, baseline)
+    typer.echo(f"baseline written to {baseline} ({len(result.figures)} figures)", err=True)

@@ -1,0 +1,314 @@
+"""`check`, the accuracy gate: the digits reference passes against the committed baseline, a damaged artifact
+fails with exit 1, the baseline works both ways and is written only when asked, reports parse, and bad
+datasets or baselines are one-line usage errors (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import typer
+from onnx import numpy_helper
+from typer.testing import CliRunner
+
+from convnext_export.check import CheckThresholds, Dataset, DatasetError, check_classes, load_dataset
+from convnext_export.cli.check_cmd import check
+from convnext_export.errors import InvalidOptionError
+from convnext_export.pipeline import BuildRequest, ModelRequest, build
+from convnext_export.preprocess import eval_config
+
+ROOT = Path(__file__).parent.parent
+DIGITS = Path(__file__).parent / "data" / "digits"
+WEIGHTS = DIGITS / "convnext_digits.safetensors"
+TEST_SET = DIGITS / "test"
+BASELINE = ROOT / "artifacts" / "baselines" / "digits.json"
+ARTIFACTS = ("convnext_custom.fp32.onnx", "convnext_custom.int8-cpu.onnx", "convnext_custom.int8-trt.onnx")
+
+# The command on an app of its own, so these tests do not depend on where the project's CLI registers it.
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app.command("check")(check)
+
+
+@app.callback()
+def _group() -> None:
+    """Keep `check` a sub-command, as in the project's CLI."""
+
+
+def _check(*args: object):
+    return CliRunner().invoke(app, ["check", *(str(a) for a in args)])
+
+
+def _one_line_error(result) -> str:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output, result.output
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The digits artifacts, built as scripts/check_digits.sh builds them (pipeline API, CPU stages only)."""
+    out = tmp_path_factory.mktemp("digits-bundle")
+    request = BuildRequest(
+        ModelRequest(weights=str(WEIGHTS)),
+        output_dir=out,
+        samples=4,
+        batch_sizes=(8,),
+        precisions=("fp32", "int8"),
+        calib=DIGITS / "calib",
+    )
+    with pytest.MonkeyPatch.context() as patch:  # the calibration cache goes to a temporary folder
+        patch.setenv("CONVNEXT_EXPORT_CACHE", str(tmp_path_factory.mktemp("cache")))
+        build(request)
+    return out
+
+
+@pytest.fixture(scope="module")
+def damaged(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The FP32 ONNX with seeded noise (one standard deviation) on every weight matrix: loses about 5 points."""
+    model = onnx.load(bundle / ARTIFACTS[0])
+    rng = np.random.default_rng(0)
+    for init in model.graph.initializer:
+        w = numpy_helper.to_array(init)
+        if w.dtype == np.float32 and w.ndim >= 2:
+            noisy = w + rng.normal(0.0, float(w.std()), w.shape).astype(np.float32)
+            init.CopyFrom(numpy_helper.from_array(noisy, init.name))
+    path = tmp_path_factory.mktemp("damaged") / ARTIFACTS[0]  # same name: the baseline keys figures by file name
+    onnx.save(model, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def gate(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """The project's gate: every digits artifact against the committed baseline, with all three reports."""
+    out = tmp_path_factory.mktemp("reports")
+    artifacts = ",".join(str(bundle / a) for a in ARTIFACTS)
+    reports = ("--json", out / "check.json", "--markdown", out / "check.md", "--junit", out / "check.xml")
+    result = _check("--dataset", TEST_SET, "--artifacts", artifacts, "--baseline", BASELINE, *reports)
+    return result, out
+
+
+@pytest.fixture(scope="module")
+def failing(damaged: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    out = tmp_path_factory.mktemp("failing")
+    reports = ("--markdown", out / "check.md", "--junit", out / "check.xml")
+    result = _check("--dataset", TEST_SET, "--artifacts", damaged, "--baseline", BASELINE, *reports)
+    return result, out
+
+
+def _baseline_with(tmp_path: Path, name: str, top1_delta: float) -> Path:
+    data = json.loads(BASELINE.read_text())
+    data["figures"][name]["top1"] += top1_delta
+    path = tmp_path / "baseline.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+# --- the gate on the digits reference ----------------------------------------------------------------------
+
+
+def test_digits_artifacts_pass_against_the_committed_baseline(gate: tuple) -> None:
+    result, out = gate
+    assert result.exit_code == 0, result.output
+    assert "PASS" in result.stdout
+    report = json.loads((out / "check.json").read_text())
+    assert report["passed"] and report["failures"] == []
+    figures = {f["name"]: f for f in report["figures"]}
+    assert set(figures) == {"eager", *ARTIFACTS}
+    assert figures["eager"]["top1"] == pytest.approx(356 / 360 * 100, abs=1e-3)  # the reference's own 98.89%
+    assert all(f["top1"] >= 98.0 and f["agreement"] >= 0.99 for f in figures.values())
+    assert not any("not in the baseline" in note for note in report["notes"])  # every figure was compared
+
+
+def test_committed_baseline_describes_the_digits_test_set() -> None:
+    data = json.loads(BASELINE.read_text())
+    dataset = load_dataset(TEST_SET, eval_config(32))
+    assert data["dataset"]["sha256"] == dataset.sha256 and data["dataset"]["images"] == 360
+    assert set(data["figures"]) == {"eager", *ARTIFACTS}
+
+
+def test_markdown_has_the_table(gate: tuple) -> None:
+    text = (gate[1] / "check.md").read_text()
+    assert "| artifact | top-1 | top-5 | agreement | drop | status |" in text
+    assert all(f"| {name} |" in text for name in ARTIFACTS) and "FAIL" not in text
+
+
+def test_junit_parses_without_failures_when_passing(gate: tuple) -> None:
+    root = ET.parse(gate[1] / "check.xml").getroot()
+    suites = root.findall("testsuite")
+    assert len(suites) == 1 and suites[0].get("name") == "convnext-export check"
+    cases = suites[0].findall("testcase")
+    assert len(cases) == int(suites[0].get("tests")) > 4 * 2
+    assert root.findall(".//failure") == [] and suites[0].get("failures") == "0"
+
+
+# --- regressions -------------------------------------------------------------------------------------------
+
+
+def test_damaged_artifact_fails_with_every_failing_figure_listed(failing: tuple) -> None:
+    result, _ = failing
+    assert result.exit_code == 1, result.output
+    failures = [line for line in result.stdout.splitlines() if line.startswith("FAIL: convnext_custom")]
+    assert any("drop vs eager" in line for line in failures)
+    assert any("agreement with eager" in line for line in failures)
+    assert any("below the baseline" in line for line in failures)
+
+
+def test_junit_has_a_failure_per_failing_figure(failing: tuple) -> None:
+    suite = ET.parse(failing[1] / "check.xml").getroot().find("testsuite")
+    failed = [c for c in suite.findall("testcase") if c.find("failure") is not None]
+    assert {c.get("name") for c in failed} == {
+        f"{ARTIFACTS[0]}: top1_drop",
+        f"{ARTIFACTS[0]}: agreement",
+        f"{ARTIFACTS[0]}: baseline_top1",
+    }
+    assert suite.get("failures") == "3"
+    assert all(ARTIFACTS[0] in c.find("failure").get("message") for c in failed)
+    assert "FAIL" in (failing[1] / "check.md").read_text()
+
+
+def test_baseline_with_higher_figures_fails(bundle: Path, tmp_path: Path) -> None:
+    baseline = _baseline_with(tmp_path, ARTIFACTS[0], +2.0)
+    result = _check("--dataset", TEST_SET, "--artifacts", bundle / ARTIFACTS[0], "--baseline", baseline)
+    assert result.exit_code == 1, result.output
+    assert f"FAIL: {ARTIFACTS[0]}: top-1 98.89% is 2.00 points below the baseline's 100.89%" in result.stdout
+
+
+def test_baseline_with_lower_figures_passes_with_an_improvement_note(bundle: Path, tmp_path: Path) -> None:
+    baseline = _baseline_with(tmp_path, ARTIFACTS[0], -2.0)
+    before = baseline.read_bytes()
+    result = _check("--dataset", TEST_SET, "--artifacts", bundle / ARTIFACTS[0], "--baseline", baseline)
+    assert result.exit_code == 0, result.output
+    assert "improved on the baseline's 96.89%" in result.stdout and "--update-baseline" in result.stdout
+    assert baseline.read_bytes() == before  # reported, never written without --update-baseline
+
+
+def test_latency_is_gated_only_when_measured_and_in_the_baseline(bundle: Path, tmp_path: Path) -> None:
+    data = json.loads(BASELINE.read_text())
+    data["figures"][ARTIFACTS[0]] |= {"latency_ms": 1e-3, "batch_size": 32}  # no real run is this fast
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps(data))
+    args = ("--dataset", TEST_SET, "--artifacts", bundle / ARTIFACTS[0], "--baseline", baseline)
+    assert _check(*args).exit_code == 0  # latency not measured: nothing to compare
+    result = _check(*args, "--latency")
+    assert result.exit_code == 1, result.output
+    assert f"FAIL: {ARTIFACTS[0]}: latency" in result.stdout and "limit 0.001 ms" in result.stdout
+
+
+# --- --update-baseline ---------------------------------------------------------------------------------------
+
+
+def test_update_baseline_writes_when_asked(bundle: Path, tmp_path: Path) -> None:
+    target = tmp_path / "new" / "baseline.json"
+    result = _check("--dataset", TEST_SET, "--artifacts", bundle / ARTIFACTS[0], "--baseline", target)
+    assert "does not exist" in _one_line_error(result) and not target.exists()
+    result = _check(
+        "--dataset", TEST_SET, "--artifacts", bundle / ARTIFACTS[0], "--baseline", target, "--update-baseline"
+    )
+    assert result.exit_code == 0, result.output
+    assert f"baseline written to {target}" in result.stderr
+    data = json.loads(target.read_text())
+    assert set(data["figures"]) == {"eager", ARTIFACTS[0]} and data["model"]["variant"] == "custom"
+    assert not list(target.parent.glob("*.partial"))
+
+
+def test_update_baseline_refuses_to_bless_a_regression(damaged: Path, tmp_path: Path) -> None:
+    target = tmp_path / "baseline.json"
+    result = _check("--dataset", TEST_SET, "--artifacts", damaged, "--baseline", target, "--update-baseline")
+    assert result.exit_code == 1, result.output
+    assert "baseline not written" in result.stderr and not target.exists()
+
+
+def test_update_baseline_keeps_a_baseline_it_would_lower(bundle: Path, tmp_path: Path) -> None:
+    baseline = _baseline_with(tmp_path, ARTIFACTS[0], +2.0)
+    before = baseline.read_bytes()
+    result = _check(
+        "--dataset", TEST_SET, "--artifacts", bundle / ARTIFACTS[0], "--baseline", baseline, "--update-baseline"
+    )
+    assert result.exit_code == 1, result.output
+    assert "baseline not written" in result.stderr and baseline.read_bytes() == before
+
+
+# --- usage errors (exit 2, one line) ------------------------------------------------------------------------
+
+
+def _layout(tmp_path: Path, classes: dict[str, int], loose: int = 0) -> Path:
+    """A dataset folder made of copies of real digit images: `classes` maps folder -> image count."""
+    source = sorted((TEST_SET / "0").glob("*.png"))
+    root = tmp_path / "data"
+    root.mkdir()
+    for name, count in classes.items():
+        (root / name).mkdir()
+        for image in source[:count]:
+            shutil.copy(image, root / name / image.name)
+    for image in source[:loose]:
+        shutil.copy(image, root / image.name)
+    return root
+
+
+def test_flat_folder_of_images_is_a_usage_error(tmp_path: Path) -> None:
+    root = _layout(tmp_path, {}, loose=3)
+    assert "holds 3 image(s) directly" in _one_line_error(_check("--dataset", root, "--weights", WEIGHTS))
+
+
+def test_empty_class_folder_is_a_usage_error(tmp_path: Path) -> None:
+    root = _layout(tmp_path, {str(d): 2 for d in range(9)} | {"9": 0})
+    line = _one_line_error(_check("--dataset", root, "--weights", WEIGHTS))
+    assert "class folder" in line and "/9" in line and "no images" in line
+
+
+def test_missing_dataset_is_a_usage_error(tmp_path: Path) -> None:
+    line = _one_line_error(_check("--dataset", tmp_path / "nowhere", "--weights", WEIGHTS))
+    assert "does not exist" in line and "nowhere" in line
+
+
+def test_folders_not_in_the_labels_file_are_a_usage_error(tmp_path: Path) -> None:
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]))
+    line = _one_line_error(_check("--dataset", TEST_SET, "--weights", WEIGHTS, "--labels", labels))
+    assert "not labels in" in line and "'0'" in line
+
+
+def test_class_count_other_than_the_model_is_a_usage_error(tmp_path: Path) -> None:
+    root = _layout(tmp_path, {"0": 2, "1": 2, "2": 2})
+    assert "has 3 classes, the model has 10" in _one_line_error(_check("--dataset", root, "--weights", WEIGHTS))
+
+
+def test_unreadable_image_is_named(tmp_path: Path) -> None:
+    root = _layout(tmp_path, {str(d): 1 for d in range(10)})
+    (root / "3" / "broken.png").write_bytes(b"not a png")
+    assert "broken.png" in _one_line_error(_check("--dataset", root, "--weights", WEIGHTS))
+
+
+def test_baseline_for_another_dataset_is_a_usage_error(bundle: Path) -> None:
+    args = ("--dataset", TEST_SET, "--artifacts", bundle / ARTIFACTS[0], "--baseline", BASELINE, "--limit", 100)
+    line = _one_line_error(_check(*args))
+    assert "was made on dataset 'tests/data/digits/test' (360 images" in line and "(100 images" in line
+
+
+def test_labels_file_maps_folders_to_classes(tmp_path: Path) -> None:
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(str(d) for d in range(10)) + "\n")
+    dataset = load_dataset(TEST_SET, eval_config(32), labels_file=labels, limit=20)
+    assert dataset.classes == [str(d) for d in range(10)] and len(dataset.targets) == 20
+    assert sorted(set(dataset.targets.tolist())) == list(range(10))  # --limit keeps every class
+    assert [int(f.parent.name) for f in dataset.files] == dataset.targets.tolist()
+
+
+def test_model_labels_in_another_order_than_the_folders_are_refused() -> None:
+    dataset = Dataset(np.zeros((2, 3, 32, 32), np.float32), np.array([0, 1]), ["cat", "dog"], [], Path("d"))
+    check_classes(dataset, 2, ["cat", "dog"])
+    with pytest.raises(DatasetError, match="--labels"):
+        check_classes(dataset, 2, ["dog", "cat"])  # sorted folder names would swap the model's classes
+
+
+def test_thresholds_are_checked() -> None:
+    with pytest.raises(InvalidOptionError):
+        CheckThresholds(min_agreement=1.5)
+    with pytest.raises(InvalidOptionError):
+        CheckThresholds(max_top1_drop=-1)
