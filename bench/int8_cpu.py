@@ -15,7 +15,6 @@ ConvNeXt-T with 64 calibration images in under a minute.
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 import sys
 import tempfile
@@ -26,7 +25,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from export_cpu import make_weights  # noqa: E402 - the same realistic weights as the export benchmark
+from export_cpu import interleaved_latency, make_weights, sessions  # noqa: E402 - shared with that benchmark
 
 TARGET_LATENCY_RATIO = 0.45
 TARGET_QUANTIZE_SECONDS = 60.0
@@ -74,27 +73,6 @@ def build_artifacts(workdir: Path) -> tuple[dict[str, Path], dict[str, float]]:
         state = "cached ranges" if report.calibration_cached else "calibration + quantization"
         seconds[f"int8-{target} ({state})"] = time.perf_counter() - start
     return paths, seconds
-
-
-def interleaved(paths: dict[str, Path], batch: int, iterations: int, threads: int) -> dict[str, list[float]]:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    sessions = {k: ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"]) for k, p in paths.items()}
-    x = np.random.default_rng(batch).standard_normal((batch, 3, 224, 224)).astype(np.float32)
-    for session in sessions.values():
-        for _ in range(3):
-            session.run(None, {"images": x})
-    times: dict[str, list[float]] = {k: [] for k in sessions}
-    order = list(sessions)
-    for _ in range(iterations):
-        random.shuffle(order)
-        for name in order:
-            start = time.perf_counter()
-            sessions[name].run(None, {"images": x})
-            times[name].append(time.perf_counter() - start)
-    return times
 
 
 def digits_accuracy(workdir: Path) -> dict[str, float]:
@@ -145,8 +123,9 @@ def main() -> None:
         f"({quantize_total:.1f} s)"
     )
     medians = {}
+    runs = sessions(paths, args.threads)  # one session per artifact, reused for every batch size
     for batch, iterations in ((1, args.iterations), (8, max(10, args.iterations // 4))):
-        times = interleaved(paths, batch, iterations, args.threads)
+        times = interleaved_latency(runs, batch, iterations)
         medians[batch] = {k: statistics.median(v) * 1000 for k, v in times.items()}
         for name, values in times.items():
             print(f"batch {batch} {name:9s} median {medians[batch][name]:8.2f} ms  min {min(values) * 1000:8.2f} ms")
