@@ -23,6 +23,14 @@ FORBIDDEN_OPS = frozenset({"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMu
 WEIGHT_AXIS = {"Conv": 0, "MatMul": 1}  # output-channel axis of the weight; Gemm: 0 if transB else 1
 
 
+def upstream(producer: dict, tensor: str) -> onnx.NodeProto | None:
+    """The node that computes `tensor`, looking through Reshape/Transpose-like data movement."""
+    node = producer.get(tensor)
+    while node is not None and node.op_type in DATA_MOVEMENT:
+        node = producer.get(node.input[0])
+    return node
+
+
 class _Index:
     def __init__(self, model: onnx.ModelProto) -> None:
         from onnx import numpy_helper
@@ -46,10 +54,7 @@ class _Index:
         return found
 
     def source(self, tensor: str) -> onnx.NodeProto | None:
-        node = self.producer.get(tensor)
-        while node is not None and node.op_type in DATA_MOVEMENT:
-            node = self.producer.get(node.input[0])
-        return node
+        return upstream(self.producer, tensor)
 
 
 def check_trt_qdq(model: onnx.ModelProto) -> list[str]:

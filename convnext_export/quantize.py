@@ -296,9 +296,9 @@ def count_quantized(model: onnx.ModelProto) -> int:
 
 
 def _from_dequantize(producers: dict, name: str) -> bool:
-    node = producers.get(name)
-    while node is not None and node.op_type in ("Reshape", "Transpose", "Flatten"):
-        node = producers.get(node.input[0])
+    from .qdq_rules import upstream
+
+    node = upstream(producers, name)
     return node is not None and node.op_type == "DequantizeLinear"
 
 
