@@ -61,3 +61,31 @@ class ArtifactMetadata:
             return None
         values["image_size"] = tuple(values.get("image_size", (224, 224)))
         return cls(**values)
+
+
+# --- artifact file names: <stem>.<precision>.onnx and <stem>.<fp32|fp16|int8>.plan, one bundle per model -------
+
+ONNX_PRECISIONS = ("fp32", "fp16", "int8-trt", "int8-cpu")
+ENGINE_PRECISION = {"fp32": "fp32", "fp16": "fp16", "int8-trt": "int8"}  # ONNX precision -> engine name part
+ENGINE_SUFFIX = ".plan"
+
+
+def artifact_name(stem: str, precision: str) -> str:
+    return f"{stem}.{precision}.onnx"
+
+
+def engine_name(stem: str, precision: str) -> str:
+    """The engine built from the `precision` ONNX (only the precisions TensorRT takes have one)."""
+    return f"{stem}.{ENGINE_PRECISION[precision]}{ENGINE_SUFFIX}"
+
+
+def split_artifact_name(name: str) -> tuple[str, str] | None:
+    """(stem, ONNX precision) of an artifact or engine file name of this toolkit's scheme; None otherwise."""
+    if name.endswith(".onnx"):
+        stem, _, precision = name.removesuffix(".onnx").rpartition(".")
+        return (stem, precision) if stem and precision in ONNX_PRECISIONS else None
+    if name.endswith(ENGINE_SUFFIX):
+        stem, _, part = name.removesuffix(ENGINE_SUFFIX).rpartition(".")
+        onnx = {v: k for k, v in ENGINE_PRECISION.items()}.get(part)
+        return (stem, onnx) if stem and onnx else None
+    return None

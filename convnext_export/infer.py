@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .contract import ENGINE_SUFFIX, artifact_name, split_artifact_name
 from .errors import InvalidOptionError
 
 BACKENDS = ("auto", "ort-cpu", "torch", "trt")
@@ -43,10 +44,10 @@ def artifact_metadata(artifact: Path) -> object:
     from .export import read_metadata
     from .optimize import load_model as load_onnx
 
-    if artifact.suffix != ".plan":
+    if artifact.suffix != ENGINE_SUFFIX:
         return read_metadata(load_onnx(artifact))
-    stem, _, precision = artifact.stem.rpartition(".")
-    for candidate in (f"{stem}.{precision}.onnx", f"{stem}.{precision}-trt.onnx", f"{stem}.fp32.onnx"):
+    stem, precision = split_artifact_name(artifact.name) or (artifact.stem, "fp32")
+    for candidate in (artifact_name(stem, precision), artifact_name(stem, "fp32")):
         if (artifact.parent / candidate).is_file():
             return read_metadata(load_onnx(artifact.parent / candidate))
     return None
@@ -67,7 +68,7 @@ def open_runner(artifact: Path, backend: str, metadata: object) -> object:
 
     if backend not in BACKENDS:
         raise InvalidOptionError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
-    if backend == "trt" or (backend == "auto" and artifact.suffix == ".plan"):
+    if backend == "trt" or (backend == "auto" and artifact.suffix == ENGINE_SUFFIX):
         from .runners import TrtRunner
 
         return TrtRunner(artifact)

@@ -9,29 +9,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .contract import artifact_name, split_artifact_name
 from .errors import InvalidOptionError
 from .pipeline import ArtifactResult, BuildRequest, BuildResult, Progress, prepare_output_dir
 
-ONNX_SUFFIXES = {"fp32": ".fp32.onnx", "fp16": ".fp16.onnx", "int8": ".int8-trt.onnx"}
 
-
-def bundle_onnx_files(onnx_path: Path, precisions: tuple[str, ...]) -> list[tuple[str, Path]]:
-    """The given ONNX plus the precision siblings asked for (`<name>.fp16.onnx`, `<name>.int8-trt.onnx`)."""
-    from .export import read_metadata
-    from .optimize import load_model as load_onnx
-
-    metadata = read_metadata(load_onnx(onnx_path))
+def bundle_onnx_files(onnx_path: Path, metadata: object, precisions: tuple[str, ...]) -> list[tuple[str, Path]]:
+    """The given ONNX plus the precision siblings asked for (`<stem>.fp16.onnx`, `<stem>.int8-trt.onnx`)."""
     if metadata is None:
         raise InvalidOptionError(f"{onnx_path} has no convnext-export metadata: export it with convnext-export")
     own = metadata.precision
-    stem = next(
-        (onnx_path.name.removesuffix(sfx) for sfx in ONNX_SUFFIXES.values() if onnx_path.name.endswith(sfx)),
-        onnx_path.stem,
-    )
+    stem = (split_artifact_name(onnx_path.name) or (onnx_path.stem, ""))[0]
     files = [(own, onnx_path)]
     for precision in precisions:
-        sibling = onnx_path.with_name(stem + ONNX_SUFFIXES[precision])
         label = "int8-trt" if precision == "int8" else precision
+        sibling = onnx_path.with_name(artifact_name(stem, label))
         if label == own:
             continue
         if not sibling.is_file():
@@ -56,10 +48,11 @@ def build_from_onnx(
     from .validate import random_inputs
 
     step = progress or (lambda _: None)
-    files = bundle_onnx_files(onnx_path, precisions)
-    out = prepare_output_dir(request.output_dir or onnx_path.parent)
     metadata = read_metadata(load_onnx(onnx_path))
-    fp32 = onnx_path.with_name(onnx_path.name.replace(f".{metadata.precision}.onnx", ".fp32.onnx"))
+    files = bundle_onnx_files(onnx_path, metadata, precisions)
+    out = prepare_output_dir(request.output_dir or onnx_path.parent)
+    stem = (split_artifact_name(onnx_path.name) or (onnx_path.stem, ""))[0]
+    fp32 = onnx_path.with_name(artifact_name(stem, "fp32"))
     reference = fp32 if fp32.is_file() and importlib.util.find_spec("onnxruntime") else None
     inputs = {"random": random_inputs(request.samples, tuple(metadata.image_size), seed=request.model.seed)}
     artifacts = [ArtifactResult(precision, path, "onnx", None) for precision, path in files]

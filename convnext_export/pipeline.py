@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._atomic import atomic_path
+from .contract import ENGINE_SUFFIX, artifact_name, split_artifact_name
 from .errors import ConvNeXtExportError, InvalidOptionError
 from .reference import ModelRequest, load_model
 
@@ -162,7 +163,7 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
     step("loading model")
     model = load_model(request.model)
     out = prepare_output_dir(request.output_dir or default_output_dir(model))
-    fp32_path = out / f"convnext_{model.config.name}.fp32.onnx"
+    fp32_path = out / artifact_name(f"convnext_{model.config.name}", "fp32")
     step("exporting and optimizing ONNX" if request.optimize else "exporting ONNX")
     optimize_report = export_stage(model, fp32_path, request)
     metadata = read_metadata(load_onnx(fp32_path))
@@ -230,16 +231,16 @@ def precision_artifacts(
     from .stages import Int8Settings, fp16_stage, int8_stage, precision_inputs
 
     made = []
-    stem = fp32_path.name.removesuffix(".fp32.onnx")
+    stem, _ = split_artifact_name(fp32_path.name)
     if "fp16" in request.precisions:
-        fp16_path = fp32_path.with_name(f"{stem}.fp16.onnx")
+        fp16_path = fp32_path.with_name(artifact_name(stem, "fp16"))
         made.append(
             fp16_stage(model, fp32_path, fp16_path, precision_inputs(inputs, calibration), request.batch_sizes, step)
         )
     if "int8" in request.precisions:
         settings = Int8Settings(request.calib_method, request.accuracy_target, request.batch_sizes, request.quantizer)
         for target in INT8_TARGETS:
-            path = fp32_path.with_name(f"{stem}.int8-{target}.onnx")
+            path = fp32_path.with_name(artifact_name(stem, f"int8-{target}"))
             made.append(int8_stage(model, fp32_path, path, target, calibration, inputs, settings, step))
     return made
 
@@ -318,7 +319,7 @@ def _reference_runner(reference: nn.Module | Path) -> tuple[object, bool | None]
 def _candidate_runner(path: Path) -> object:
     from .runners import OrtRunner
 
-    if path.suffix == ".plan":
+    if path.suffix == ENGINE_SUFFIX:
         from .runners import TrtRunner
 
         return TrtRunner(path)

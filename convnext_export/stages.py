@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .contract import ENGINE_PRECISION, engine_name, split_artifact_name
 from .pipeline import ArtifactResult, Progress, validate_artifact
 
 if TYPE_CHECKING:
@@ -99,8 +100,6 @@ def int8_stage(
 
 # --- engines -----------------------------------------------------------------------------------------------
 
-ENGINE_PRECISIONS = {"fp32": "fp32", "fp16": "fp16", "int8-trt": "int8"}  # ONNX artifact -> engine name part
-
 
 @dataclass
 class EngineSkip:
@@ -172,12 +171,11 @@ def engine_stage(
     engines, skipped, recipes = [], [], []
     requested = settings
     for artifact in onnx_artifacts:
-        if artifact.precision not in ENGINE_PRECISIONS:
+        if artifact.precision not in ENGINE_PRECISION:
             continue
         settings = fixed_batch(requested, artifact.path)
-        plan = artifact.path.with_name(
-            artifact.path.name.replace(".onnx", "").rsplit(".", 1)[0] + f".{ENGINE_PRECISIONS[artifact.precision]}.plan"
-        )
+        stem = (split_artifact_name(artifact.path.name) or (artifact.path.stem, ""))[0]
+        plan = artifact.path.with_name(engine_name(stem, artifact.precision))
         recipe = engine_recipe(artifact.path, plan, settings, artifact.precision)
         recipes.append(recipe)
         if not status.available:

@@ -150,3 +150,13 @@ def test_safe_layer_norm_equals_layer_norm_in_fp32() -> None:
     x = torch.randn(3, 5, 7, 64) * 10
     w, b = torch.randn(64), torch.randn(64)
     assert torch.allclose(safe_layer_norm(x, w, b, 1e-6), F.layer_norm(x, (64,), w, b, 1e-6), atol=1e-5)
+
+
+def test_artifact_and_engine_names_round_trip() -> None:
+    from convnext_export.contract import artifact_name, engine_name, split_artifact_name
+
+    assert artifact_name("convnext_tiny", "int8-trt") == "convnext_tiny.int8-trt.onnx"
+    assert engine_name("convnext_tiny", "int8-trt") == "convnext_tiny.int8.plan"
+    assert split_artifact_name("convnext_tiny.int8.plan") == ("convnext_tiny", "int8-trt")
+    assert split_artifact_name("my.model.fp16.onnx") == ("my.model", "fp16")
+    assert split_artifact_name("model.onnx") is None and split_artifact_name("x.int8-cpu.plan") is None

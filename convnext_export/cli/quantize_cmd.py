@@ -104,6 +104,7 @@ def quantize(
     json_out: JsonOutput = None,
 ) -> None:
     """Make the FP16 or INT8 artifact of MODEL and validate it against eager PyTorch (exit 1 on failure)."""
+    from ..contract import artifact_name, split_artifact_name
     from ..preprocess import PreprocessConfig
     from ..quantize import TARGETS, check_choice
     from ..reference import reference_model
@@ -115,7 +116,8 @@ def quantize(
     sizes = tuple(parse_batch_sizes(batch_sizes))
     metadata = _fp32_metadata(model)
     name = f"{precision}-{target}" if precision == "int8" else precision
-    out = output or model.with_name(model.name.replace(".fp32.onnx", "") + f".{name}.onnx")
+    stem = (split_artifact_name(model.name) or (model.stem, ""))[0]
+    out = output or model.with_name(artifact_name(stem, name))
     with stage_progress() as step:
         step("rebuilding the eager reference")
         reference = reference_model(metadata, None, weights)
