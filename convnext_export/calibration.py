@@ -243,16 +243,60 @@ def load_calibration_set(
     read in file order; unreadable files are skipped, counted, and replaced by the next candidates of the
     same seeded order. ``progress(done, total)`` is called after each file read.
     """
-    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
-        raise InvalidOptionError(f"calibration samples must be a positive integer, got {samples!r}")
     root = Path(source).expanduser()
+    candidates, skipped = _all_candidates(root, preprocess)
+    return _load(candidates, skipped, root, preprocess, samples, seed, progress)
+
+
+def load_calibration_split(
+    source: str | os.PathLike,
+    preprocess: PreprocessConfig,
+    *,
+    samples: int | None = None,
+    eval_samples: int | None = None,
+    seed: int = 0,
+) -> tuple[CalibrationSet, CalibrationSet]:
+    """(calibration part, held-out evaluation part) of one source, disjoint and deterministic.
+
+    The sorted candidates alternate: even positions calibrate, odd ones are held out, so each part keeps
+    every class folder's share and the split depends on the files alone (not on the seed). `samples` and
+    `eval_samples` then take seeded subsets of each part as `load_calibration_set` does.
+    """
+    root = Path(source).expanduser()
+    candidates, skipped = _all_candidates(root, preprocess)
+    if len(candidates) < 2:
+        _load(candidates, skipped, root, preprocess, None, seed, None)  # unreadable data: its own error first
+        raise CalibrationDataError(
+            f"{os.fspath(root)!r} holds {len(candidates)} sample(s): a held-out split needs at least 2 "
+            "(or pass --images with evaluation images)"
+        )
+    calibration = _load(candidates[0::2], skipped, root, preprocess, samples, seed, None)
+    evaluation = _load(candidates[1::2], [], root, preprocess, eval_samples, seed, None)
+    return calibration, evaluation
+
+
+def _all_candidates(root: Path, preprocess: PreprocessConfig) -> tuple[list[_Candidate], list[tuple[str, str]]]:
     candidates, skipped = _candidates(root, preprocess.image_size)
     if not candidates and not skipped:
         kinds = ", ".join(sorted(IMAGE_EXTENSIONS | ARRAY_EXTENSIONS))
         raise CalibrationDataError(f"no calibration samples in {os.fspath(root)!r} (looked for {kinds})")
+    return candidates, skipped
+
+
+def _load(
+    candidates: list[_Candidate],
+    skipped: list[tuple[str, str]],
+    root: Path,
+    preprocess: PreprocessConfig,
+    samples: int | None,
+    seed: int,
+    progress: Progress | None,
+) -> CalibrationSet:
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
+        raise InvalidOptionError(f"calibration samples must be a positive integer, got {samples!r}")
     target = len(candidates) if samples is None else min(samples, len(candidates))
     inputs, used, unreadable = _read(candidates, target, seed, preprocess, progress)
-    skipped += unreadable
+    skipped = [*skipped, *unreadable]
     if not used:
         file, why = skipped[0]
         raise CalibrationDataError(

@@ -22,13 +22,14 @@ from ._atomic import atomic_path
 from .contract import LOGITS_NAME
 from .errors import ConvNeXtExportError, ImageError, InvalidOptionError
 from .preprocess import IMAGE_EXTENSIONS, PreprocessConfig, find_images, preprocess_batch
+from .stats import paired_difference_interval, wilson_interval
 
 if TYPE_CHECKING:
     from torch import nn
 
     from .runners.base import Runner
 
-BASELINE_SCHEMA = "convnext-export/check-baseline/1"
+BASELINE_SCHEMA = "convnext-export/check-baseline/2"  # 2: per-image correctness, system
 EAGER = "eager"
 SUITE = "convnext-export check"
 UNITS = {"top1": "percent", "top5": "percent", "agreement": "fraction", "latency_ms": "ms per batch"}
@@ -187,6 +188,9 @@ class Scores:
     predictions: np.ndarray  # top-1 class per image
     seconds: float = 0.0
 
+    def correct(self, targets: np.ndarray) -> np.ndarray:
+        return self.predictions == targets
+
 
 def evaluate(runner: Runner, dataset: Dataset, batch_size: int) -> Scores:
     """Top-1 / top-5 accuracy of one runner on the whole dataset."""
@@ -206,49 +210,55 @@ def evaluate(runner: Runner, dataset: Dataset, batch_size: int) -> Scores:
 
 
 def measure_latency(runner: Runner, dataset: Dataset, batch_size: int, repeats: int = 20) -> float:
-    """Median wall time in ms of one batch (after 3 warm-up runs)."""
+    """Median wall time in ms of one batch, with profile's warm-up and timing loop."""
+    from .profile import measure
+
     batch = runner.static_batch or batch_size
-    sample = dataset.inputs[np.arange(batch) % len(dataset.inputs)]
-    for _ in range(3):
-        runner.infer(sample)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        runner.infer(sample)
-        times.append(time.perf_counter() - start)
-    return round(1000 * float(np.median(times)), 4)
+    result = measure(runner, batch, warmup=3, iterations=repeats, image_size=tuple(dataset.inputs.shape[2:]))
+    return round(result.end_to_end.median, 4)
 
 
 @dataclass(frozen=True)
 class CheckThresholds:
+    """Gate limits. Each gate compares a 95% interval with its limit, so a handful of images cannot decide:
+    an accuracy drop fails when even the low end of its interval exceeds `max_top1_drop`; agreement fails
+    when even the high end of its Wilson interval stays below `min_agreement`."""
+
     max_top1_drop: float = 0.5  # percentage points: artifact vs eager, and any figure vs the baseline
     min_agreement: float = 0.99  # top-1 agreement with eager, a fraction
     max_latency_regression: float = 0.10  # fraction over the baseline's latency (when both were measured)
+    min_images: int = 50  # fewer images than this cannot support a verdict
 
     def __post_init__(self) -> None:
         if not self.max_top1_drop >= 0 or not self.max_latency_regression >= 0:
             raise InvalidOptionError("max-top1-drop and max-latency-regression must be >= 0")
         if not 0 <= self.min_agreement <= 1:
             raise InvalidOptionError(f"min-agreement is a fraction in [0, 1], got {self.min_agreement}")
+        if self.min_images < 1:
+            raise InvalidOptionError(f"min-images must be a positive integer, got {self.min_images}")
 
 
 @dataclass
 class Figure:
     name: str  # "eager" or the artifact's file name
     path: str | None
-    runtime: str
+    runtime: str  # what computed it, e.g. "onnxruntime 1.32.0, Q/DQ emulated in float"
     top1: float
     top5: float
     agreement: float  # fraction of images whose top-1 matches eager's
     drop: float  # eager top-1 minus this top-1, percentage points
     seconds: float = 0.0
     latency_ms: float | None = None
+    agreement_ci: tuple[float, float] = (1.0, 1.0)
+    drop_ci: tuple[float, float] = (0.0, 0.0)  # percentage points
+    informational: bool = False  # shown, never gated, never in a baseline (ONNX Runtime's kernels on a Q/DQ file)
+    correct: np.ndarray | None = field(default=None, repr=False)  # per image: top-1 right (the baseline's record)
 
 
 @dataclass
 class Gate:
     figure: str
-    metric: str  # top1_drop | agreement | baseline_top1 | latency
+    metric: str  # top1_drop | agreement | baseline_top1 | latency | qdq_rules
     value: float
     limit: float
     passed: bool
@@ -264,6 +274,7 @@ class CheckResult:
     figures: list[Figure] = field(default_factory=list)
     gates: list[Gate] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    system: dict = field(default_factory=dict)  # ISA class and onnxruntime version of this run
 
     @property
     def failures(self) -> list[str]:
@@ -274,36 +285,94 @@ class CheckResult:
         return not self.failures
 
 
-def _artifact_runner(path: Path) -> tuple[Runner, str]:
+def _artifact_runners(path: Path) -> list[tuple[Runner, str, bool]]:
+    """(runner, what computes it, informational) for one artifact: a TensorRT Q/DQ file is judged with Q/DQ
+    emulated in float, and ONNX Runtime's own integer-kernel run of it comes along as information."""
+    from importlib.metadata import version
+
+    from .cpu_isa import host_isa
     from .runners import OrtRunner
 
     if path.suffix in (".plan", ".engine"):
         from .runners import TrtRunner
 
-        return TrtRunner(path), "tensorrt"
+        return [(TrtRunner(path), "tensorrt", False)]
     if path.suffix != ".onnx":
         raise InvalidOptionError(f"{os.fspath(path)!r}: check runs .onnx files and .plan engines")
-    return OrtRunner(path), "onnxruntime"
-
-
-def _threshold_gates(f: Figure, t: CheckThresholds) -> list[Gate]:
-    drop = f"{f.name}: top-1 drop vs eager {f.drop:.2f} points > limit {t.max_top1_drop:.2f} (top-1 {f.top1:.2f}%)"
-    agree = f"{f.name}: top-1 agreement with eager {f.agreement:.4f} < limit {t.min_agreement:.4f}"
+    ort = f"onnxruntime {version('onnxruntime')}"
+    if _onnx_precision(path) != "int8-trt":
+        return [(OrtRunner(path), ort, False)]
     return [
-        Gate(f.name, "top1_drop", f.drop, t.max_top1_drop, f.drop <= t.max_top1_drop + _EPS, drop),
-        Gate(f.name, "agreement", f.agreement, t.min_agreement, f.agreement >= t.min_agreement - _EPS, agree),
+        (OrtRunner(path, emulate_qdq=True), f"{ort}, Q/DQ emulated in float (TensorRT semantics)", False),
+        (OrtRunner(path), f"{ort} integer kernels on this {host_isa()} CPU (information only)", True),
     ]
 
 
-def _measure(path: Path | None, model: nn.Module, dataset: Dataset, batch_size: int, latency: bool) -> tuple:
-    """(scores, runtime, latency ms or None) of eager (path None) or one artifact; the runner is closed after."""
-    from .runners import TorchRunner
+def _onnx_precision(path: Path) -> str | None:
+    from .export import read_metadata
+    from .inspect import load_onnx
 
-    runner, runtime = (TorchRunner(model), "torch") if path is None else _artifact_runner(path)
-    with runner:
-        scores = evaluate(runner, dataset, batch_size)
-        ms = measure_latency(runner, dataset, batch_size) if latency and path is not None else None
-    return scores, runtime, ms
+    metadata = read_metadata(load_onnx(path))
+    return metadata.precision if metadata is not None else None
+
+
+def _threshold_gates(f: Figure, t: CheckThresholds) -> list[Gate]:
+    low, high = f.drop_ci
+    drop = (
+        f"{f.name}: top-1 drop vs eager {f.drop:.2f} points (95% CI {low:.2f} to {high:.2f}) > limit "
+        f"{t.max_top1_drop:.2f} (top-1 {f.top1:.2f}%)"
+    )
+    a_low, a_high = f.agreement_ci
+    agree = (
+        f"{f.name}: top-1 agreement with eager {f.agreement:.4f} (95% CI {a_low:.4f}-{a_high:.4f}) < limit "
+        f"{t.min_agreement:.4f}"
+    )
+    return [
+        Gate(f.name, "top1_drop", f.drop, t.max_top1_drop, low <= t.max_top1_drop + _EPS, drop),
+        Gate(f.name, "agreement", f.agreement, t.min_agreement, a_high >= t.min_agreement - _EPS, agree),
+    ]
+
+
+def qdq_rule_gate(path: Path) -> Gate | None:
+    """For a TensorRT Q/DQ artifact: TensorRT's explicit-quantization rules hold (None for other files)."""
+    if path.suffix != ".onnx" or _onnx_precision(path) != "int8-trt":
+        return None
+    import onnx
+
+    from .qdq_rules import check_trt_qdq
+
+    problems = check_trt_qdq(onnx.load(path, load_external_data=False))
+    message = (
+        f"{path.name}: breaks TensorRT's Q/DQ rules: {problems[0]}"
+        + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+        if problems
+        else ""
+    )
+    return Gate(path.name, "qdq_rules", float(len(problems)), 0.0, not problems, message)
+
+
+def _figure(
+    name: str, path: Path | None, runtime: str, scores: Scores, eager: Scores, targets: np.ndarray, ms: float | None
+) -> Figure:
+    """Scores against eager: agreement with its Wilson interval, the paired drop with Newcombe's."""
+    agree = scores.predictions == eager.predictions
+    right, eager_right = scores.correct(targets), eager.correct(targets)
+    counts = [int(np.sum(a & b)) for a, b in ((eager_right, right), (eager_right, ~right), (~eager_right, right))]
+    drop, low, high = paired_difference_interval(*counts, len(targets) - sum(counts))
+    return Figure(
+        name,
+        None if path is None else os.fspath(path),
+        runtime,
+        scores.top1,
+        scores.top5,
+        round(float(agree.mean()), 6),
+        round(100 * drop, 4),
+        round(scores.seconds, 3),
+        ms,
+        tuple(round(v, 6) for v in wilson_interval(int(agree.sum()), len(agree))),
+        (round(100 * low, 4), round(100 * high, 4)),
+        correct=right,
+    )
 
 
 def run_check(
@@ -317,38 +386,71 @@ def run_check(
     latency: bool = False,
 ) -> CheckResult:
     """Eager scores, then each artifact's against eager, the thresholds and the baseline."""
+    from .runners import TorchRunner
+
     names = [Path(a).name for a in artifacts]
     if len(set(names)) != len(names) or EAGER in names:
         raise InvalidOptionError(f"artifact file names must be unique (they key the baseline): {', '.join(names)}")
+    if len(dataset.targets) < thresholds.min_images:
+        raise DatasetError(
+            f"{len(dataset.targets)} images cannot support a verdict: check needs at least {thresholds.min_images} "
+            "(--min-images); pass a larger dataset or --limit"
+        )
     if baseline is not None:
         check_baseline_dataset(baseline, dataset)
     info = getattr(reference_model, "weights_info", None)
     model = {"variant": reference_model.config.name, "weights_sha256": info.sha256 if info else None}
-    result = CheckResult(dataset.info(), model, thresholds, batch_size)
-    eager: Scores | None = None
-    for path in [None, *(Path(a) for a in artifacts)]:
-        scores, runtime, ms = _measure(path, reference_model, dataset, batch_size, latency)
-        eager = scores if eager is None else eager
-        agreement = round(float((scores.predictions == eager.predictions).mean()), 6)
-        name, where = (EAGER, None) if path is None else (path.name, os.fspath(path))
-        drop = round(eager.top1 - scores.top1, 4)
-        figure = Figure(name, where, runtime, scores.top1, scores.top5, agreement, drop, round(scores.seconds, 3), ms)
-        result.figures.append(figure)
-        if path is not None:
-            result.gates += _threshold_gates(figure, thresholds)
+    result = CheckResult(dataset.info(), model, thresholds, batch_size, system=check_system())
+    with TorchRunner(reference_model) as runner:
+        eager = evaluate(runner, dataset, batch_size)
+    result.figures.append(_figure(EAGER, None, "torch", eager, eager, dataset.targets, None))
+    for path in (Path(a) for a in artifacts):
+        for runner, runtime, informational in _artifact_runners(path):
+            with runner:
+                scores = evaluate(runner, dataset, batch_size)
+                ms = measure_latency(runner, dataset, batch_size) if latency and not informational else None
+            name = f"{path.name} [ORT kernels]" if informational else path.name
+            figure = _figure(name, path, runtime, scores, eager, dataset.targets, ms)
+            figure.informational = informational
+            result.figures.append(figure)
+            if not informational:
+                result.gates += _threshold_gates(figure, thresholds)
+        rule_gate = qdq_rule_gate(path)
+        result.gates += [rule_gate] if rule_gate is not None else []
     if baseline is not None:
         _compare_baseline(result, baseline)
     return result
 
 
+def check_system() -> dict:
+    """What this run's figures depend on beyond the model: the CPU's int8 class and onnxruntime's version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .cpu_isa import host_isa
+
+    try:
+        ort = version("onnxruntime")
+    except PackageNotFoundError:
+        ort = None
+    return {"isa": host_isa(), "onnxruntime": ort}
+
+
 def _baseline_gates(f: Figure, base: dict, t: CheckThresholds, batch_size: int) -> list[Gate]:
-    """Top-1 at most max_top1_drop below the baseline's; latency (artifacts, when both have it) within bounds."""
-    floor = base["top1"] - t.max_top1_drop
+    """Top-1 against the baseline's, paired over the same images: fails when even the low end of the drop's
+    95% interval exceeds max_top1_drop; latency (artifacts, when both have it) within bounds."""
+    before = decode_correct(base["correct"], len(f.correct))
+    now = f.correct
+    counts = [int(np.sum(a & b)) for a, b in ((before, now), (before, ~now), (~before, now))]
+    drop, low, high = paired_difference_interval(*counts, len(now) - sum(counts))
     message = (
-        f"{f.name}: top-1 {f.top1:.2f}% is {base['top1'] - f.top1:.2f} points below the baseline's "
-        f"{base['top1']:.2f}% (limit {t.max_top1_drop:.2f})"
+        f"{f.name}: top-1 {f.top1:.2f}% is {100 * drop:.2f} points below the baseline's {base['top1']:.2f}% "
+        f"(95% CI {100 * low:.2f} to {100 * high:.2f}; limit {t.max_top1_drop:.2f})"
     )
-    gates = [Gate(f.name, "baseline_top1", f.top1, floor, f.top1 >= floor - _EPS, message)]
+    gates = [
+        Gate(
+            f.name, "baseline_top1", round(100 * drop, 4), t.max_top1_drop, 100 * low <= t.max_top1_drop + _EPS, message
+        )
+    ]
     measured = f.latency_ms is not None and bool(base.get("latency_ms")) and base.get("batch_size") == batch_size
     if f.name != EAGER and measured:  # export regressions, not torch's
         limit = base["latency_ms"] * (1 + t.max_latency_regression)
@@ -368,7 +470,13 @@ def _compare_baseline(result: CheckResult, baseline: dict) -> None:
             f"the baseline was made with other weights (sha256 {recorded[:12]}, now "
             f"{current['weights_sha256'][:12]}): figures compared all the same"
         )
-    for f in result.figures:
+    made_on = baseline.get("system", {})
+    if made_on.get("isa") and made_on.get("isa") != result.system["isa"]:
+        result.notes.append(
+            f"the baseline was made on a {made_on['isa']} CPU, this one is {result.system['isa']}: CPU INT8 figures "
+            "come from each machine's own integer kernels (and its own int8-cpu settings)"
+        )
+    for f in (f for f in result.figures if not f.informational):
         base = known.get(f.name)
         if base is None:
             result.notes.append(f"{f.name}: not in the baseline; run with --update-baseline to add it")
@@ -381,6 +489,20 @@ def _compare_baseline(result: CheckResult, baseline: dict) -> None:
             )
     checked = {f.name for f in result.figures}
     result.notes += [f"{name}: in the baseline but not checked in this run" for name in known if name not in checked]
+
+
+def encode_correct(correct: np.ndarray) -> str:
+    """Per-image correctness as a compact string (base64 of the packed bits, dataset file order)."""
+    import base64
+
+    return base64.b64encode(np.packbits(np.asarray(correct, bool)).tobytes()).decode("ascii")
+
+
+def decode_correct(text: str, n: int) -> np.ndarray:
+    import base64
+
+    bits = np.unpackbits(np.frombuffer(base64.b64decode(text), np.uint8))
+    return bits[:n].astype(bool)
 
 
 # --- the baseline file ----------------------------------------------------------------------------------
@@ -415,24 +537,47 @@ def load_baseline(path: str | os.PathLike[str]) -> dict:
     figures = data.get("figures")
     if not isinstance(data.get("dataset"), dict) or not isinstance(figures, dict):
         raise BaselineError(f"baseline {os.fspath(path)!r} lacks its dataset or figures section")
-    bad = [n for n, f in figures.items() if not isinstance(f, dict) or not isinstance(f.get("top1"), (int, float))]
+    bad = [n for n, f in figures.items() if not _valid_figure(f, data["dataset"].get("images"))]
     if bad:
-        raise BaselineError(f"baseline {os.fspath(path)!r}: figure {bad[0]!r} has no numeric top1")
+        raise BaselineError(
+            f"baseline {os.fspath(path)!r}: figure {bad[0]!r} lacks a numeric top1 or a per-image record that "
+            "matches it (regenerate the baseline with --update-baseline)"
+        )
     return data
+
+
+def _valid_figure(figure: object, images: object) -> bool:
+    """A numeric top1 and a per-image correctness record whose accuracy is that top1 (no hand edits)."""
+    if not isinstance(figure, dict) or not isinstance(figure.get("top1"), (int, float)):
+        return False
+    if not isinstance(images, int) or images < 1 or not isinstance(figure.get("correct"), str):
+        return False
+    try:
+        correct = decode_correct(figure["correct"], images)
+    except ValueError:
+        return False
+    return len(correct) == images and abs(100 * correct.mean() - figure["top1"]) < 1e-3
 
 
 def baseline_document(result: CheckResult) -> dict:
     from . import __version__
 
     figures = {}
-    for f in result.figures:
-        figures[f.name] = {"top1": f.top1, "top5": f.top5, "agreement": f.agreement}
+    for f in (f for f in result.figures if not f.informational):
+        figures[f.name] = {
+            "top1": f.top1,
+            "top5": f.top5,
+            "agreement": f.agreement,
+            "runtime": f.runtime,
+            "correct": encode_correct(f.correct),
+        }
         if f.latency_ms is not None:
             figures[f.name] |= {"latency_ms": f.latency_ms, "batch_size": result.batch_size}
     return {
         "schema": BASELINE_SCHEMA,
         "dataset": result.dataset,
         "model": result.model,
+        "system": result.system,
         "units": UNITS,
         "figures": figures,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -460,7 +605,8 @@ def to_json(result: CheckResult) -> dict:
         "model": result.model,
         "thresholds": asdict(result.thresholds),
         "batch_size": result.batch_size,
-        "figures": [asdict(f) for f in result.figures],
+        "system": result.system,
+        "figures": [{k: v for k, v in asdict(f).items() if k != "correct"} for f in result.figures],
         "gates": [asdict(g) for g in result.gates],
         "failures": result.failures,
         "notes": result.notes,
@@ -468,6 +614,8 @@ def to_json(result: CheckResult) -> dict:
 
 
 def figure_status(result: CheckResult, name: str) -> str:
+    if any(f.name == name and f.informational for f in result.figures):
+        return "info"
     return "FAIL" if any(g.figure == name and not g.passed for g in result.gates) else "pass"
 
 
@@ -477,7 +625,8 @@ def to_markdown(result: CheckResult) -> str:
     lines = [
         f"### {SUITE}: {'PASS' if result.passed else 'FAIL'}",
         "",
-        f"Dataset `{d['path']}`: {d['images']} images, {len(d['classes'])} classes.",
+        f"Dataset `{d['path']}`: {d['images']} images, {len(d['classes'])} classes. "
+        f"CPU int8 class {result.system.get('isa')}, onnxruntime {result.system.get('onnxruntime')}.",
         "",
         "| artifact | top-1 | top-5 | agreement | drop | status |",
         "|---|---:|---:|---:|---:|---|",

@@ -43,6 +43,7 @@ class ArtifactMetadata:
     precision: str = "fp32"
     opset: int = 17
     toolkit_version: str = ""
+    quantization: dict | None = None  # INT8 artifacts: target, method, calibration, ISA class, onnxruntime, settings
 
     def to_props(self) -> dict[str, str]:
         """JSON-encode every field under a namespaced key."""

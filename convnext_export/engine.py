@@ -222,6 +222,9 @@ def _configure(job: _Job) -> None:
         job.keep.append(_add_profile(job, job.shapes))
     for flag in job.plan.flags:
         config.set_flag(getattr(trt.BuilderFlag, flag))
+    # TF32 is on by default (Ampere and newer): an "fp32" engine would round FP32 conv/matmul inputs to a 10-bit
+    # mantissa. Cleared unless asked for, so FP32 engines are judged by the FP32 row (trtexec: --noTF32).
+    (config.set_flag if settings.tf32 else config.clear_flag)(trt.BuilderFlag.TF32)
     if job.plan.layer_norm_fp32:
         job.fp32_layers = _pin_layer_norm_fp32(job)
     if settings.opt_level is not None:

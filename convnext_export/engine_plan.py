@@ -56,6 +56,7 @@ class EngineSettings:
     dla_core: int | None = None  # DLA core with GPU fallback; the report lists the layers that fell back
     version_compatible: bool = False  # BuilderFlag.VERSION_COMPATIBLE (TensorRT >= 8.6)
     hardware_compatible: bool = False  # HardwareCompatibilityLevel.AMPERE_PLUS (TensorRT >= 8.6)
+    tf32: bool = False  # keep BuilderFlag.TF32 (TensorRT's default on Ampere+); off: FP32 layers compute in FP32
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_batch <= self.opt_batch <= self.max_batch:

@@ -7,11 +7,12 @@ Runtime where it is installed, and records them in the bundle's manifest.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from .contract import artifact_name, split_artifact_name
 from .errors import InvalidOptionError
-from .pipeline import ArtifactResult, BuildRequest, BuildResult, Progress, prepare_output_dir
+from .pipeline import ArtifactResult, BuildRequest, BuildResult, Progress, evaluation_data, prepare_output_dir
 
 
 def bundle_onnx_files(onnx_path: Path, metadata: object, precisions: tuple[str, ...]) -> list[tuple[str, Path]]:
@@ -45,7 +46,6 @@ def build_from_onnx(
     from .export import read_metadata
     from .optimize import load_model as load_onnx
     from .stages import engine_stage
-    from .validate import random_inputs
 
     step = progress or (lambda _: None)
     metadata = read_metadata(load_onnx(onnx_path))
@@ -54,11 +54,10 @@ def build_from_onnx(
     stem = (split_artifact_name(onnx_path.name) or (onnx_path.stem, ""))[0]
     fp32 = onnx_path.with_name(artifact_name(stem, "fp32"))
     reference = fp32 if fp32.is_file() and importlib.util.find_spec("onnxruntime") else None
-    inputs = {"random": random_inputs(request.samples, tuple(metadata.image_size), seed=request.model.seed)}
+    _, evaluation = evaluation_data(replace(request, precisions=("fp32",), calib=None), metadata, step)
     artifacts = [ArtifactResult(precision, path, "onnx", None) for precision, path in files]
-    inputs_for = dict.fromkeys((p for p, _ in files), inputs)
     settings = request.engine or EngineSettings()
-    engines, skipped, _ = engine_stage(artifacts, reference, inputs_for, settings, request.batch_sizes, step)
+    engines, skipped, _ = engine_stage(artifacts, reference, evaluation, settings, request.batch_sizes, step)
     result = BuildResult(out, [], False, out / "manifest.json", metadata, None, engines, skipped)
     if engines:
         step("adding the engines to the bundle manifest")

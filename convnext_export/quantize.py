@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from ._atomic import atomic_path
 from ._files import sha256_of
+from .cpu_isa import CpuInt8Settings, cpu_int8_settings, host_isa
 from .errors import InvalidOptionError, UnknownNameError
 
 if TYPE_CHECKING:
@@ -57,6 +58,8 @@ class QuantizeReport:
     quantized_nodes: int
     excluded_nodes: list[str] = field(default_factory=list)
     cache_path: str = ""
+    isa: str | None = None  # int8-cpu: the ISA class the artifact was made for
+    settings: dict | None = None  # int8-cpu: the quantization settings chosen for that class
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -103,11 +106,13 @@ def quantize_int8(
     nodes_to_exclude: tuple[str, ...] = (),
     cache_dir: Path | None = None,
     quantizer: str = "ort",
+    isa: str | None = None,
 ) -> QuantizeReport:
     """Write the INT8 artifact for `target` ("trt" or "cpu") at `output`, atomically.
 
     `quantizer="modelopt"` hands the TensorRT artifact to NVIDIA ModelOpt's ONNX PTQ instead of ONNX
-    Runtime's quantizer (same calibration data, TensorRT placement rules of its own).
+    Runtime's quantizer (same calibration data, TensorRT placement rules of its own). The CPU artifact is
+    made for `isa` (default: this machine's class, convnext_export.cpu_isa) and records it.
     """
     import onnx
 
@@ -120,19 +125,18 @@ def quantize_int8(
         raise InvalidOptionError("the calibration set is empty")
     fp32_path, output = Path(fp32_path), Path(output)
     op_types = TRT_OP_TYPES if target == "trt" else CPU_OP_TYPES
+    cpu = cpu_int8_settings(isa or host_isa()) if target == "cpu" else None
     # One cache serves both targets: the GELU fusion leaves every tensor around Conv/MatMul/Gemm unchanged.
     cache = calibration_cache_path(fp32_path, calibration, method, op_types, cache_dir or default_cache_dir())
     cached = cache.is_file()
-    source = fp32_path if target == "trt" else _with_fused_gelu(fp32_path, output.parent)
+    record = quantization_record(target, method, calibration, cpu)
     start = time.perf_counter()
-    with atomic_path(output) as tmp:
-        _quantize_static(source, tmp, calibration, target, method, op_types, nodes_to_exclude, cache)
+    with atomic_path(output) as tmp, _gelu_fused_source(fp32_path, target, output.parent) as source:
+        _quantize_static(source, tmp, calibration, target, method, op_types, nodes_to_exclude, cache, cpu)
         quantized = onnx.load(tmp)
-        _carry_metadata(onnx.load(fp32_path), quantized, PRECISION[target], method, calibration)
+        _carry_metadata(onnx.load(fp32_path), quantized, PRECISION[target], record)
         onnx.save(quantized, tmp)
     elapsed = time.perf_counter() - start
-    if source != fp32_path:
-        source.unlink(missing_ok=True)
     return QuantizeReport(
         target=target,
         precision=PRECISION[target],
@@ -143,7 +147,24 @@ def quantize_int8(
         quantized_nodes=count_quantized(quantized),
         excluded_nodes=list(nodes_to_exclude),
         cache_path=str(cache),
+        isa=cpu.isa if cpu else None,
+        settings=cpu.to_dict() if cpu else None,
     )
+
+
+def quantization_record(
+    target: str, method: str, calibration: CalibrationSet, cpu: CpuInt8Settings | None
+) -> dict[str, object]:
+    """What an INT8 file records about how it was made and how it is to be judged (ONNX metadata)."""
+    from importlib.metadata import version
+
+    record: dict[str, object] = {"target": target, "method": method, "calibration": calibration.summary()}
+    if target == "trt":
+        record["judged_as"] = "Q/DQ computed in float (TensorRT's int8 semantics), the same on every CPU"
+    else:
+        record.update(isa=cpu.isa, onnxruntime=version("onnxruntime"), settings=cpu.to_dict())
+        record["judged_as"] = f"ONNX Runtime {record['onnxruntime']} integer kernels of the CPU it runs on"
+    return record
 
 
 def _quantize_static(
@@ -155,6 +176,7 @@ def _quantize_static(
     op_types: tuple[str, ...],
     exclude: tuple[str, ...],
     cache: Path,
+    cpu: CpuInt8Settings | None,
 ) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -179,10 +201,12 @@ def _quantize_static(
             },
         )
     else:
+        types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
         settings = dict(
             quant_format=QuantFormat.QOperator,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
+            activation_type=types[cpu.activation_type],
+            weight_type=types[cpu.weight_type],
+            reduce_range=cpu.reduce_range,
             extra_options={},
         )
     with _quiet_onnxruntime():
@@ -212,6 +236,21 @@ def _quiet_onnxruntime() -> Iterator[None]:
         root.setLevel(level)
 
 
+def require_quantizer(quantizer: str) -> str:
+    """A known quantizer that is installed here, checked before any work (ModelOpt is an optional package)."""
+    import importlib.util
+
+    from .errors import ConvNeXtExportError
+
+    check_choice("quantizer", quantizer, QUANTIZERS)
+    if quantizer == "modelopt" and importlib.util.find_spec("modelopt") is None:
+        raise ConvNeXtExportError(
+            "--quantizer modelopt needs nvidia-modelopt[onnx], which pins onnx and onnxruntime-gpu: install it "
+            "in its own environment (pip install 'nvidia-modelopt[onnx]'), or use the default --quantizer ort"
+        )
+    return quantizer
+
+
 def _quantize_modelopt(
     fp32_path: Path, output: Path, calibration: CalibrationSet, target: str, method: str, exclude: tuple[str, ...]
 ) -> QuantizeReport:
@@ -219,19 +258,14 @@ def _quantize_modelopt(
     import onnx
 
     from .contract import INPUT_NAME
-    from .errors import ConvNeXtExportError
 
     if target != "trt":
         raise InvalidOptionError("--quantizer modelopt makes TensorRT Q/DQ models only: use --target trt")
     if method not in MODELOPT_METHODS:
         raise InvalidOptionError(f"ModelOpt calibrates with {', '.join(MODELOPT_METHODS)}, not {method}")
-    try:
-        from modelopt.onnx.quantization import quantize as modelopt_quantize
-    except ImportError:
-        raise ConvNeXtExportError(
-            "--quantizer modelopt needs nvidia-modelopt[onnx], which pins onnx and onnxruntime-gpu: install it "
-            "in its own environment (pip install 'nvidia-modelopt[onnx]'), or use the default --quantizer ort"
-        ) from None
+    require_quantizer(quantizer="modelopt")
+    from modelopt.onnx.quantization import quantize as modelopt_quantize
+
     start = time.perf_counter()
     with atomic_path(output) as tmp, _quiet_onnxruntime():
         modelopt_quantize(
@@ -245,7 +279,8 @@ def _quantize_modelopt(
             high_precision_dtype="fp32",
         )
         quantized = onnx.load(tmp)
-        _carry_metadata(onnx.load(fp32_path), quantized, PRECISION[target], method, calibration)
+        record = {**quantization_record(target, method, calibration, None), "quantizer": "modelopt"}
+        _carry_metadata(onnx.load(fp32_path), quantized, PRECISION[target], record)
         onnx.save(quantized, tmp)
     return QuantizeReport(
         target,
@@ -260,10 +295,8 @@ def _quantize_modelopt(
     )
 
 
-def _carry_metadata(
-    fp32: onnx.ModelProto, quantized: onnx.ModelProto, precision: str, method: str, calibration: CalibrationSet
-) -> None:
-    """The quantized file stays self-describing: same metadata, its own precision and calibration record."""
+def _carry_metadata(fp32: onnx.ModelProto, quantized: onnx.ModelProto, precision: str, record: dict) -> None:
+    """The quantized file stays self-describing: same metadata, its own precision and quantization record."""
     from .contract import METADATA_PREFIX
     from .export import read_metadata, set_metadata
 
@@ -272,9 +305,10 @@ def _carry_metadata(
     metadata = read_metadata(fp32)
     if metadata is not None:
         metadata.precision = precision
+        metadata.quantization = record
         set_metadata(quantized, metadata.to_props())
-    record = {"method": method, **calibration.summary()}
-    set_metadata(quantized, {f"{METADATA_PREFIX}calibration": json.dumps(record, default=str)})
+    else:
+        set_metadata(quantized, {f"{METADATA_PREFIX}quantization": json.dumps(record, default=str)})
     quantized.producer_name = fp32.producer_name
     quantized.producer_version = fp32.producer_version
 
@@ -305,7 +339,15 @@ def _from_dequantize(producers: dict, name: str) -> bool:
 # --- CPU artifact: one Gelu kernel instead of the erf pattern -------------------------------------------
 
 
-def _with_fused_gelu(fp32_path: Path, directory: Path) -> Path:
+@contextlib.contextmanager
+def _gelu_fused_source(fp32_path: Path, target: str, directory: Path) -> Iterator[Path]:
+    """The model quantize_static reads: the FP32 file (TensorRT), or a temporary GELU-fused copy (CPU) that is
+    removed afterwards, also on failure."""
+    if target != "cpu":
+        yield fp32_path
+        return
+    import tempfile
+
     import onnx
 
     from .graph import Graph
@@ -313,9 +355,10 @@ def _with_fused_gelu(fp32_path: Path, directory: Path) -> Path:
     model = onnx.load(fp32_path)
     fuse_gelu(Graph(model))
     directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f".{fp32_path.stem}.gelu-fused.onnx"
-    onnx.save(model, target)
-    return target
+    with tempfile.TemporaryDirectory(dir=directory, prefix=".gelu-fused-") as scratch:
+        source = Path(scratch) / fp32_path.name
+        onnx.save(model, source)
+        yield source
 
 
 def fuse_gelu(graph: object) -> int:

@@ -116,15 +116,23 @@ def quantize_to_target(
     eval_inputs: np.ndarray,
     target: AccuracyTarget,
     progress: Callable[[str], None] | None = None,
+    *,
+    emulate_qdq: bool = True,
 ) -> SensitivityReport:
-    """Quantize with `quantize`, keeping the fewest, most damaging groups unquantized to reach `target`."""
+    """Quantize with `quantize`, keeping the fewest, most damaging groups unquantized to reach `target`.
+
+    Candidates are scored as they are judged: a TensorRT Q/DQ file with Q/DQ computed in float (`emulate_qdq`),
+    a CPU file on ONNX Runtime's integer kernels.
+    """
     say = progress or (lambda _: None)
+
+    def candidate(path: Path) -> np.ndarray:
+        return _logits(path, eval_inputs, emulate_qdq=emulate_qdq)
+
     reference = _logits(fp32_path, eval_inputs)
     groups = layer_groups(fp32_path)
     quantize(output, ())
-    report = SensitivityReport(
-        f"{target.metric}={target.value}", score(reference, _logits(output, eval_inputs), target.metric)
-    )
+    report = SensitivityReport(f"{target.metric}={target.value}", score(reference, candidate(output), target.metric))
     report.final_score = report.score_all_quantized
     if target.met(report.final_score):
         return report
@@ -132,12 +140,12 @@ def quantize_to_target(
     for label, names in groups.items():
         say(f"sensitivity: {label}")
         quantize(output, tuple(n for n in every_node if n not in names))
-        report.group_damage[label] = 1.0 - score(reference, _logits(output, eval_inputs), target.metric)
+        report.group_damage[label] = 1.0 - score(reference, candidate(output), target.metric)
     ranked = sorted(report.group_damage, key=report.group_damage.get, reverse=True)
     for count in range(1, len(ranked) + 1):
         kept = ranked[:count]
         quantize(output, tuple(n for label in kept for n in groups[label]))
-        report.final_score = score(reference, _logits(output, eval_inputs), target.metric)
+        report.final_score = score(reference, candidate(output), target.metric)
         report.steps.append({"kept_in_float": list(kept), "score": report.final_score})
         say(f"kept {count} group(s) in float: {target.metric} {report.final_score:.5f}")
         if target.met(report.final_score):
@@ -150,10 +158,10 @@ def quantize_to_target(
     )
 
 
-def _logits(path: Path, inputs: np.ndarray) -> np.ndarray:
+def _logits(path: Path, inputs: np.ndarray, emulate_qdq: bool = False) -> np.ndarray:
     from .runners import OrtRunner
 
-    with OrtRunner(path) as runner:
+    with OrtRunner(path, emulate_qdq=emulate_qdq) as runner:
         return runner.infer_all(inputs, runner.static_batch or 8)[runner.output_names[0]]
 
 

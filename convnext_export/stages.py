@@ -11,49 +11,32 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .contract import ENGINE_PRECISION, engine_name, split_artifact_name
-from .pipeline import ArtifactResult, Progress, validate_artifact
+from .errors import ConvNeXtExportError
+from .pipeline import ArtifactResult, Evaluation, Progress, validate_artifact
 
 if TYPE_CHECKING:
     from torch import nn
 
     from .calibration import CalibrationSet
-    from .contract import ArtifactMetadata
-
-
-def precision_inputs(inputs: dict, calibration: CalibrationSet | None) -> dict:
-    """Reduced-precision artifacts are judged on real images (the --images set, else the calibration set).
-
-    Seeded noise stays the FP32 exactness check: INT8 ranges are calibrated on real images, so noise sits
-    outside them by design and says nothing about deployed accuracy. Without any real image, noise is all
-    there is, and the report shows that.
-    """
-    if "images" in inputs:
-        return {"images": inputs["images"]}
-    if calibration is not None:
-        return {"calibration images": calibration.inputs}
-    return inputs
 
 
 def fp16_stage(
-    model: nn.Module, fp32_path: Path, target: Path, inputs: dict, batch_sizes: tuple[int, ...], step: Progress
+    model: nn.Module,
+    fp32_path: Path,
+    target: Path,
+    evaluation: Evaluation,
+    batch_sizes: tuple[int, ...],
+    step: Progress,
 ) -> ArtifactResult:
     from .precision import convert_fp16
 
     step("converting to fp16 (LayerNorm kept in fp32)")
     report = convert_fp16(fp32_path, target)
     step("validating fp16 against eager PyTorch (ONNX Runtime CPU runs the FP16 graph)")
-    validation = validate_artifact(model, target, inputs, batch_sizes, precision="fp16")
+    validation = validate_artifact(model, target, evaluation.sets, batch_sizes, precision="fp16")
+    evaluation.describe(validation)
     details = {**report.to_dict(), "validated_with": "ONNX Runtime CPU executing the FP16 graph"}
     return ArtifactResult("fp16", target, "precision", validation, details)
-
-
-def load_calibration(request: object, metadata: ArtifactMetadata, step: Progress) -> CalibrationSet:
-    from .calibration import load_calibration_set
-    from .preprocess import PreprocessConfig
-
-    step(f"reading calibration data from {request.calib}")
-    preprocess = PreprocessConfig.from_dict(metadata.preprocessing)
-    return load_calibration_set(request.calib, preprocess, samples=request.calib_samples, seed=request.model.seed)
 
 
 @dataclass
@@ -70,32 +53,74 @@ def int8_stage(
     target_path: Path,
     target: str,
     calibration: CalibrationSet,
-    inputs: dict,
+    evaluation: Evaluation,
     settings: Int8Settings,
     step: Progress,
 ) -> ArtifactResult:
-    """Quantize for `target` (to an accuracy target when one is set), then validate against eager."""
+    """Quantize for `target` (to an accuracy target when one is set), check TensorRT's Q/DQ rules, then
+    validate against eager on the evaluation images: Q/DQ emulated in float for TensorRT, ONNX Runtime's
+    integer kernels for the CPU target."""
     from .quantize import quantize_int8
     from .sensitivity import parse_accuracy_target, quantize_to_target, quantizer_for
 
+    quantizer = settings.quantizer if target == "trt" else "ort"  # ModelOpt makes TensorRT Q/DQ files only
     if settings.accuracy_target is None:
         step(f"quantizing int8 for {target} ({settings.method} calibration)")
         report = quantize_int8(
-            fp32_path, target_path, calibration, target=target, method=settings.method, quantizer=settings.quantizer
+            fp32_path, target_path, calibration, target=target, method=settings.method, quantizer=quantizer
         )
         details = report.to_dict()
     else:
         step(f"quantizing int8 for {target} to {settings.accuracy_target} (sensitivity analysis)")
-        quantize = quantizer_for(calibration, fp32_path, target, settings.method, None, settings.quantizer)
-        eval_inputs = precision_inputs(inputs, calibration).get("images", calibration.inputs)
+        quantize = quantizer_for(calibration, fp32_path, target, settings.method, None, quantizer)
         goal = parse_accuracy_target(settings.accuracy_target)
-        details = {
-            "sensitivity": quantize_to_target(fp32_path, target_path, quantize, eval_inputs, goal, step).to_dict()
-        }
-    step(f"validating int8-{target} against eager PyTorch")
-    judged_on = precision_inputs(inputs, calibration)
-    validation = validate_artifact(model, target_path, judged_on, settings.batch_sizes, precision="int8")
-    return ArtifactResult(f"int8-{target}", target_path, "quantize", validation, details)
+        inputs = evaluation.judged_inputs
+        search = quantize_to_target(fp32_path, target_path, quantize, inputs, goal, step, emulate_qdq=target == "trt")
+        details = {"sensitivity": search.to_dict()}
+    if target == "trt":
+        details["qdq_rules"] = require_trt_qdq_rules(target_path)
+    step(f"validating int8-{target} against eager PyTorch" + (" (Q/DQ emulated in float)" if target == "trt" else ""))
+    precision = f"int8-{target}"
+    validation = validate_artifact(model, target_path, evaluation.sets, settings.batch_sizes, precision=precision)
+    evaluation.describe(validation)
+    if target == "trt":
+        details["ort_integer_kernels"] = integer_kernel_figures(model, target_path, evaluation, settings.batch_sizes)
+    return ArtifactResult(precision, target_path, "quantize", validation, details)
+
+
+class QdqRuleError(ConvNeXtExportError):
+    """A TensorRT Q/DQ artifact that breaks TensorRT's explicit-quantization rules (the stage fails)."""
+
+    exit_code = 1
+
+
+def require_trt_qdq_rules(path: Path) -> str:
+    """Every rule of qdq_rules.check_trt_qdq holds on the written artifact, or QdqRuleError naming the first."""
+    import onnx
+
+    from .qdq_rules import check_trt_qdq
+
+    problems = check_trt_qdq(onnx.load(path, load_external_data=False))
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise QdqRuleError(f"{path.name} breaks TensorRT's Q/DQ rules: {problems[0]}{more}")
+    return "all TensorRT Q/DQ rules hold"
+
+
+def integer_kernel_figures(model: nn.Module, path: Path, evaluation: Evaluation, batch_sizes: tuple[int, ...]) -> dict:
+    """ONNX Runtime's own integer-kernel run of a TensorRT Q/DQ file: reported, labelled, never the verdict."""
+    from importlib.metadata import version
+
+    from .cpu_isa import host_isa
+
+    run = validate_artifact(model, path, evaluation.sets, batch_sizes[:1], precision="int8-trt", emulate_qdq=False)
+    keep = ("inputs", "batch_size", "samples", "cosine", "cosine_share", "top1_agreement", "top5_agreement")
+    return {
+        "note": "ONNX Runtime's integer kernels on this CPU: a fact of this CPU, not of TensorRT; never the verdict",
+        "isa": host_isa(),
+        "onnxruntime": version("onnxruntime"),
+        "rows": [{k: r[k] for k in keep if k in r} for r in run.rows],
+    }
 
 
 # --- engines -----------------------------------------------------------------------------------------------
@@ -141,6 +166,7 @@ def engine_flags(settings: object) -> list[str]:
         flags += ["--dla-core", str(settings.dla_core)]
     flags += ["--version-compatible"] if settings.version_compatible else []
     flags += ["--hardware-compatible"] if settings.hardware_compatible else []
+    flags += ["--tf32"] if settings.tf32 else []
     return flags
 
 
@@ -152,18 +178,23 @@ def fixed_batch(settings: object, onnx_path: Path) -> object:
     return settings if batch is None else settings.with_batch(batch)
 
 
+def engine_row(precision: str, settings: object) -> str:
+    """The verdict row an engine is judged by: an FP32 engine built with TF32 has its own."""
+    return "fp32-tf32" if precision == "fp32" and settings.tf32 else precision
+
+
 def engine_stage(
     onnx_artifacts: list[ArtifactResult],
     reference: object,
-    inputs_for: dict[str, dict],
+    evaluation: Evaluation,
     settings: object,
     batch_sizes: tuple[int, ...],
     step: Progress,
 ) -> tuple[list[ArtifactResult], list[EngineSkip], list[object]]:
     """Build and validate an engine per TensorRT-bound ONNX artifact, or record why it was skipped.
 
-    `reference` is the eager model (a build) or the FP32 ONNX runner factory (on a device without torch);
-    `inputs_for` maps each artifact precision to the inputs it is judged on.
+    `reference` is the eager model (a build) or the FP32 ONNX (on a device without torch), None where
+    nothing can run it; `evaluation` holds what each precision is judged on.
     """
     from .engine import build_engine, tensorrt_status
 
@@ -193,9 +224,11 @@ def engine_stage(
         step(f"building the {artifact.precision} TensorRT engine")
         report = build_engine(artifact.path, plan, settings)
         step(f"validating the {artifact.precision} engine")
-        precision = "fp32" if artifact.precision == "fp32" else artifact.precision.split("-")[0]
+        row = engine_row(artifact.precision, settings)
         validation = None  # no reference runtime on this device: recorded as not validated
         if reference is not None:
-            validation = validate_artifact(reference, plan, inputs_for[artifact.precision], batch_sizes, precision)
+            sets = evaluation.fp32_sets if artifact.precision == "fp32" else evaluation.sets
+            validation = validate_artifact(reference, plan, sets, batch_sizes, row)
+            evaluation.describe(validation)
         engines.append(ArtifactResult(f"{artifact.precision}-engine", plan, "engine", validation, report.to_dict()))
     return engines, skipped, recipes

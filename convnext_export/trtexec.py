@@ -107,7 +107,8 @@ def _trtexec_options(settings: EngineSettings, has_86: bool, shown: Callable[[Pa
     missing = [name for name, wanted in newer.items() if wanted]
     if missing and not has_86:
         raise InvalidOptionError(f"{', '.join(missing)} need TensorRT >= 8.6")
-    args = [f"--builderOptimizationLevel={settings.opt_level}"] if settings.opt_level is not None else []
+    args = [] if settings.tf32 else ["--noTF32"]  # the builder clears BuilderFlag.TF32 the same way
+    args += [f"--builderOptimizationLevel={settings.opt_level}"] if settings.opt_level is not None else []
     if settings.timing_cache is not None:
         args.append(f"--timingCacheFile={shown(settings.timing_cache)}")
     if settings.dla_core is not None:

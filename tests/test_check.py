@@ -5,6 +5,7 @@ datasets or baselines are one-line usage errors (exit 2)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -16,7 +17,15 @@ import typer
 from onnx import numpy_helper
 from typer.testing import CliRunner
 
-from convnext_export.check import CheckThresholds, Dataset, DatasetError, check_classes, load_dataset
+from convnext_export.check import (
+    CheckThresholds,
+    Dataset,
+    DatasetError,
+    check_classes,
+    decode_correct,
+    encode_correct,
+    load_dataset,
+)
 from convnext_export.cli.check_cmd import check
 from convnext_export.errors import InvalidOptionError
 from convnext_export.pipeline import BuildRequest, ModelRequest, build
@@ -61,6 +70,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
         batch_sizes=(8,),
         precisions=("fp32", "int8"),
         calib=DIGITS / "calib",
+        images=TEST_SET,
     )
     with pytest.MonkeyPatch.context() as patch:  # the calibration cache goes to a temporary folder
         patch.setenv("CONVNEXT_EXPORT_CACHE", str(tmp_path_factory.mktemp("cache")))
@@ -101,9 +111,13 @@ def failing(damaged: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
     return result, out
 
 
-def _baseline_with(tmp_path: Path, name: str, top1_delta: float) -> Path:
+def _baseline_with(tmp_path: Path, name: str, wrong: int) -> Path:
+    """The committed baseline, with `wrong` more images recorded as misclassified for figure `name`."""
     data = json.loads(BASELINE.read_text())
-    data["figures"][name]["top1"] += top1_delta
+    figure = data["figures"][name]
+    correct = decode_correct(figure["correct"], data["dataset"]["images"])
+    correct[np.flatnonzero(correct)[:wrong]] = False
+    figure["correct"], figure["top1"] = encode_correct(correct), round(100 * float(correct.mean()), 4)
     path = tmp_path / "baseline.json"
     path.write_text(json.dumps(data))
     return path
@@ -119,9 +133,15 @@ def test_digits_artifacts_pass_against_the_committed_baseline(gate: tuple) -> No
     report = json.loads((out / "check.json").read_text())
     assert report["passed"] and report["failures"] == []
     figures = {f["name"]: f for f in report["figures"]}
-    assert set(figures) == {"eager", *ARTIFACTS}
+    kernels = f"{ARTIFACTS[2]} [ORT kernels]"  # the TensorRT file on ONNX Runtime's integer kernels: shown, not gated
+    assert set(figures) == {"eager", *ARTIFACTS, kernels}
     assert figures["eager"]["top1"] == pytest.approx(356 / 360 * 100, abs=1e-3)  # the reference's own 98.89%
-    assert all(f["top1"] >= 98.0 and f["agreement"] >= 0.99 for f in figures.values())
+    gated = [f for f in figures.values() if not f["informational"]]
+    assert len(gated) == 4 and all(f["top1"] >= 98.0 and f["agreement"] >= 0.99 for f in gated)
+    assert figures[kernels]["informational"] and not [g for g in report["gates"] if g["figure"] == kernels]
+    assert "Q/DQ emulated in float" in figures[ARTIFACTS[2]]["runtime"]
+    assert {g["metric"] for g in report["gates"] if g["figure"] == ARTIFACTS[2]} >= {"qdq_rules", "agreement"}
+    assert set(report["system"]) == {"isa", "onnxruntime"}
     assert not any("not in the baseline" in note for note in report["notes"])  # every figure was compared
 
 
@@ -130,6 +150,9 @@ def test_committed_baseline_describes_the_digits_test_set() -> None:
     dataset = load_dataset(TEST_SET, eval_config(32))
     assert data["dataset"]["sha256"] == dataset.sha256 and data["dataset"]["images"] == 360
     assert set(data["figures"]) == {"eager", *ARTIFACTS}
+    assert data["system"]["isa"] and data["system"]["onnxruntime"]  # the machine kind the figures came from
+    for figure in data["figures"].values():  # per-image records back every top-1 figure
+        assert 100 * decode_correct(figure["correct"], 360).mean() == pytest.approx(figure["top1"], abs=1e-3)
 
 
 def test_markdown_has_the_table(gate: tuple) -> None:
@@ -172,20 +195,45 @@ def test_junit_has_a_failure_per_failing_figure(failing: tuple) -> None:
     assert "FAIL" in (failing[1] / "check.md").read_text()
 
 
-def test_baseline_with_higher_figures_fails(bundle: Path, tmp_path: Path) -> None:
-    baseline = _baseline_with(tmp_path, ARTIFACTS[0], +2.0)
+def test_baseline_comparison_is_paired_and_names_the_interval(failing: tuple) -> None:
+    """The damaged file against the good baseline: the drop is computed on the same images, with its interval."""
+    line = next(x for x in failing[0].stdout.splitlines() if "below the baseline" in x)
+    assert re.match(
+        rf"FAIL: {re.escape(ARTIFACTS[0])}: top-1 \d+\.\d\d% is \d+\.\d\d points below the baseline's 98\.89% "
+        r"\(95% CI \d+\.\d\d to \d+\.\d\d; limit 0\.50\)",
+        line,
+    ), line
+
+
+def test_a_few_images_below_the_baseline_decide_nothing(bundle: Path, tmp_path: Path) -> None:
+    """A baseline 2 images better (0.56 points, over the 0.5 limit as a point estimate) passes: its interval
+    includes no change, so those images are noise, not evidence of a regression."""
+    baseline = _baseline_with(tmp_path, ARTIFACTS[0], 0)  # the committed figures
+    data = json.loads(baseline.read_text())
+    correct = decode_correct(data["figures"][ARTIFACTS[0]]["correct"], 360)
+    correct[np.flatnonzero(~correct)[:2]] = True  # the baseline got two more right
+    data["figures"][ARTIFACTS[0]] |= {"correct": encode_correct(correct), "top1": round(100 * correct.mean(), 4)}
+    baseline.write_text(json.dumps(data))
     result = _check("--dataset", TEST_SET, "--artifacts", bundle / ARTIFACTS[0], "--baseline", baseline)
-    assert result.exit_code == 1, result.output
-    assert f"FAIL: {ARTIFACTS[0]}: top-1 98.89% is 2.00 points below the baseline's 100.89%" in result.stdout
+    assert result.exit_code == 0, result.output
 
 
 def test_baseline_with_lower_figures_passes_with_an_improvement_note(bundle: Path, tmp_path: Path) -> None:
-    baseline = _baseline_with(tmp_path, ARTIFACTS[0], -2.0)
+    baseline = _baseline_with(tmp_path, ARTIFACTS[0], 7)  # 7 images fewer right: 96.94%
     before = baseline.read_bytes()
     result = _check("--dataset", TEST_SET, "--artifacts", bundle / ARTIFACTS[0], "--baseline", baseline)
     assert result.exit_code == 0, result.output
-    assert "improved on the baseline's 96.89%" in result.stdout and "--update-baseline" in result.stdout
+    assert "improved on the baseline's 96.94%" in result.stdout and "--update-baseline" in result.stdout
     assert baseline.read_bytes() == before  # reported, never written without --update-baseline
+
+
+def test_hand_edited_baseline_figure_is_a_usage_error(bundle: Path, tmp_path: Path) -> None:
+    data = json.loads(BASELINE.read_text())
+    data["figures"][ARTIFACTS[0]]["top1"] += 2.0  # no longer what its per-image record says
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(data))
+    line = _one_line_error(_check("--dataset", TEST_SET, "--artifacts", bundle / ARTIFACTS[0], "--baseline", path))
+    assert ARTIFACTS[0] in line and "per-image record" in line
 
 
 def test_latency_is_gated_only_when_measured_and_in_the_baseline(bundle: Path, tmp_path: Path) -> None:
@@ -224,14 +272,12 @@ def test_update_baseline_refuses_to_bless_a_regression(damaged: Path, tmp_path: 
     assert "baseline not written" in result.stderr and not target.exists()
 
 
-def test_update_baseline_keeps_a_baseline_it_would_lower(bundle: Path, tmp_path: Path) -> None:
-    baseline = _baseline_with(tmp_path, ARTIFACTS[0], +2.0)
-    before = baseline.read_bytes()
-    result = _check(
-        "--dataset", TEST_SET, "--artifacts", bundle / ARTIFACTS[0], "--baseline", baseline, "--update-baseline"
-    )
+def test_update_baseline_keeps_a_baseline_it_would_lower(damaged: Path, tmp_path: Path) -> None:
+    baseline = tmp_path / "baseline.json"
+    baseline.write_bytes(BASELINE.read_bytes())
+    result = _check("--dataset", TEST_SET, "--artifacts", damaged, "--baseline", baseline, "--update-baseline")
     assert result.exit_code == 1, result.output
-    assert "baseline not written" in result.stderr and baseline.read_bytes() == before
+    assert "baseline not written" in result.stderr and baseline.read_bytes() == BASELINE.read_bytes()
 
 
 # --- usage errors (exit 2, one line) ------------------------------------------------------------------------

@@ -252,6 +252,9 @@ class _Config(_Recorded):
     def set_flag(self, flag: object) -> None:
         self.record("set_flag", flag.name)
 
+    def clear_flag(self, flag: object) -> None:
+        self.record("clear_flag", flag.name)
+
     def add_optimization_profile(self, profile: _Profile) -> int:
         self.record("add_optimization_profile")
         return 0
@@ -427,6 +430,20 @@ def test_config_network_and_precision_flags_per_generation(
     assert _events(trt, "parse_from_file") == [("parse_from_file", str(onnx_files[artifact]))]
     assert _events(trt, "ILogger.__init__") and _events(trt, "Builder") == [("Builder", "ILogger")]
     assert report.precision == read_sidecar(tmp_path / "m.plan")["precision"] == artifact.split("-opset")[0]
+
+
+@pytest.mark.parametrize("release", ["8.6", "10", "11"])
+@pytest.mark.parametrize("artifact", ["fp32", "fp16"])
+def test_config_tf32_is_cleared_unless_asked_for(install, onnx_files: dict, tmp_path: Path, release, artifact) -> None:
+    """BuilderFlag.TF32 is on by default on Ampere+: every build clears it, so an fp32 engine is judged by the FP32
+    row; `tf32=True` keeps it (and the engine is judged by the fp32-tf32 row)."""
+    trt, _ = install(release)
+    build_engine(onnx_files[artifact], tmp_path / "m.plan")
+    assert _events(trt, "clear_flag") == [("clear_flag", "TF32")] and "TF32" not in _flags(trt)
+    trt, _ = install(release)
+    build_engine(onnx_files[artifact], tmp_path / "t.plan", EngineSettings(tf32=True))
+    assert "TF32" in _flags(trt) and not _events(trt, "clear_flag")
+    assert read_sidecar(tmp_path / "t.plan")["build_options"]["tf32"] is True
 
 
 @pytest.mark.parametrize(("release", "artifact"), [("8.6", "fp16"), ("8.6", "int8-trt"), ("8.5", "int8-trt-opset13")])
@@ -751,6 +768,7 @@ def test_settings_to_dict_and_fixed_batch(tmp_path: Path) -> None:
         "dla_core": None,
         "version_compatible": False,
         "hardware_compatible": False,
+        "tf32": False,
     }
     assert json.loads(json.dumps(settings.to_dict())) == settings.to_dict()
     fixed = settings.with_batch(2)
@@ -851,6 +869,16 @@ def test_trtexec_command_static_batch_dla_and_implicit_int8(onnx_files: dict) ->
         trtexec_command(
             onnx_files["fp32"], "m.plan", precision=IMPLICIT_INT8, trt_generation="11", calibration_cache="c"
         )
+
+
+@pytest.mark.parametrize("generation", ["8.6", "10", "11"])
+def test_trtexec_command_matches_the_builder_on_tf32(onnx_files: dict, generation: str) -> None:
+    """The printed recipe builds what build_engine builds: TF32 off (--noTF32) unless EngineSettings(tf32=True)."""
+    default = trtexec_command(onnx_files["fp32"], "m.plan", precision="fp32", trt_generation=generation)
+    kept = trtexec_command(
+        onnx_files["fp32"], "m.plan", EngineSettings(tf32=True), precision="fp32", trt_generation=generation
+    )
+    assert "--noTF32" in default and "--noTF32" not in kept
 
 
 def test_trtexec_command_relative_to_a_bundle(onnx_files: dict, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from ._console import stdout_console
 if TYPE_CHECKING:
     from ..validate import ValidationResult
 
-SHOWN_METRICS = ("cosine", "max_abs_rel", "max_abs", "mean_abs", "top1_agreement", "top5_agreement")
+SHOWN_METRICS = ("cosine", "cosine_share", "max_abs_rel", "max_abs", "top1_agreement", "top5_agreement")
 
 
 def emit_json(data: object, target: Path | None) -> None:
@@ -41,11 +41,24 @@ def _cell(value: object) -> str:
     return "-" if value is None else str(value)
 
 
+def verdict_markup(result: ValidationResult) -> str:
+    """PASS / FAIL with every failure / INFORMATION ONLY (why), as Rich markup with the data escaped."""
+    from rich.markup import escape
+
+    if result.informational is not None:
+        outcome = "would pass" if result.passed else "would fail"
+        return f"[yellow]INFORMATION ONLY[/] ({escape(result.informational)}; {outcome})"
+    if result.passed:
+        return "[green]PASS[/]"
+    return f"[red]FAIL[/]: {escape(result.failure_summary())}"
+
+
 def print_validation(result: ValidationResult) -> None:
     """One row per input set, output and batch size, then PASS or the failing metrics."""
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"validation of {result.artifact} ({result.precision}) against {result.reference}")
+    table = Table(title=escape(f"validation of {result.artifact} ({result.precision}) against {result.reference}"))
     for column in ("inputs", "output", "batch", "status", *SHOWN_METRICS):
         table.add_column(column, justify="right" if column in SHOWN_METRICS else "left")
     for row in result.rows:
@@ -58,7 +71,13 @@ def print_validation(result: ValidationResult) -> None:
         )
     console = stdout_console()
     console.print(table)
-    if result.passed:
+    for note in result.notes:
+        console.print(f"note (information only): {escape(note)}")
+    if result.evaluation:
+        console.print(
+            f"judged on {escape(str(result.evaluation.get('images')))} images: {escape(result.evaluation['note'])}"
+        )
+    if result.passed and result.gates:
         console.print("[green]PASS[/green]: every metric within the thresholds")
     else:
-        console.print(f"[red]FAIL[/red]: {result.failure_summary()}")
+        console.print(verdict_markup(result))

@@ -10,7 +10,7 @@ import typer
 from ._console import stdout_console
 from ._errors import report_user_errors
 from ._progress import stage_progress
-from ._report import print_validation
+from ._report import print_validation, verdict_markup
 from .options import (
     AccuracyTarget,
     Batch,
@@ -20,6 +20,7 @@ from .options import (
     CalibSamples,
     DlaCore,
     Ema,
+    EvalSamples,
     Features,
     HardwareCompatible,
     Images,
@@ -75,6 +76,7 @@ def build(
     precision: Annotated[str | None, typer.Option(help="Precisions as a list, e.g. fp32,fp16,int8.")] = None,
     calib: Calib = None,
     calib_samples: CalibSamples = None,
+    eval_samples: EvalSamples = None,
     calib_method: CalibMethod = "minmax",
     accuracy_target: AccuracyTarget = None,
     quantizer: Quantizer = "ort",
@@ -90,6 +92,9 @@ def build(
     dla_core: DlaCore = None,
     version_compatible: VersionCompatible = False,
     hardware_compatible: HardwareCompatible = False,
+    tf32: Annotated[
+        bool, typer.Option("--tf32", help="Keep TF32 in FP32 engines (judged by the fp32-tf32 row; default off).")
+    ] = False,
     require_engine: RequireEngine = False,
     no_profile: Annotated[bool, typer.Option("--no-profile", help="Skip the closing latency profile.")] = False,
     profile_iterations: Annotated[
@@ -117,6 +122,7 @@ def build(
         precisions=wanted if onnx is None else ("fp32",),  # on the device the precision ONNX files exist
         calib=calib,
         calib_samples=calib_samples,
+        eval_samples=eval_samples,
         calib_method=calib_method,
         accuracy_target=accuracy_target,
         quantizer=quantizer,
@@ -130,6 +136,7 @@ def build(
             dla_core,
             version_compatible,
             hardware_compatible,
+            tf32,
         ),
         require_engine=require_engine,
         profile=not no_profile,
@@ -174,6 +181,7 @@ def requested_precisions(listed: str | None, fp16: bool, int8: bool) -> tuple[st
 
 
 def print_summary(result: BuildResult) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     meta = result.metadata
@@ -191,21 +199,18 @@ def print_summary(result: BuildResult) -> None:
         table.add_row(
             "calibration", f"{cal['used']} samples from {cal['source']} ({cal['skipped']} unreadable skipped)"
         )
+    if result.evaluation:
+        ev = result.evaluation
+        table.add_row("evaluation", escape(f"{ev['images']} images from {ev['source']}: {ev['note']}"))
     for artifact in result.artifacts:
-        status = (
-            "[green]PASS[/]" if artifact.validation.passed else f"[red]FAIL[/]: {artifact.validation.failure_summary()}"
-        )
         size = artifact.path.stat().st_size / 1e6
-        table.add_row(artifact.precision, f"{artifact.path} ({size:.1f} MB) {_detail(artifact)} -> {status}")
+        line = f"{escape(str(artifact.path))} ({size:.1f} MB) {escape(_detail(artifact))}"
+        table.add_row(artifact.precision, f"{line} -> {verdict_markup(artifact.validation)}")
     for engine in result.engines:
         state = (
-            "not validated here (no ONNX Runtime)"
-            if engine.validation is None
-            else (
-                "[green]PASS[/]" if engine.validation.passed else f"[red]FAIL[/]: {engine.validation.failure_summary()}"
-            )
+            "not validated here (no ONNX Runtime)" if engine.validation is None else verdict_markup(engine.validation)
         )
-        table.add_row(engine.precision, f"{engine.path} -> {state}")
+        table.add_row(engine.precision, f"{escape(str(engine.path))} -> {state}")
     for artifact, rows in _latency_by_artifact(result.latency).items():
         table.add_row("latency", f"{artifact}: " + ", ".join(rows))
     table.add_row("manifest", str(result.manifest_path))

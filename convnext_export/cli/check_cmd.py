@@ -47,6 +47,7 @@ def check(
         bool, typer.Option("--latency", help="Also time one batch per artifact (gated against the baseline's).")
     ] = False,
     limit: Annotated[int | None, typer.Option(min=1, help="Use N images spread over the classes.")] = None,
+    min_images: Annotated[int, typer.Option(min=1, help="Fewest images that can support a verdict.")] = 50,
     batch_size: Annotated[int, typer.Option(min=1, help="Inference batch size.")] = 32,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON ('-' for stdout).")] = None,
     markdown: Markdown = None,
@@ -56,7 +57,7 @@ def check(
     from ..check import CheckThresholds, check_baseline_dataset, check_classes, load_baseline, load_dataset, run_check
     from ..errors import InvalidOptionError
 
-    thresholds = CheckThresholds(max_top1_drop, min_agreement, max_latency_regression)
+    thresholds = CheckThresholds(max_top1_drop, min_agreement, max_latency_regression, min_images)
     if update_baseline and baseline is None:
         raise InvalidOptionError("--update-baseline needs --baseline PATH (the file to write)")
     paths = _artifact_paths(artifacts)
@@ -150,20 +151,24 @@ def _print(result: CheckResult) -> None:
     from ..check import EAGER, figure_status
 
     d = result.dataset
-    table = Table(title=f"accuracy on {d['path']} ({d['images']} images, {len(d['classes'])} classes)")
-    for column in ("artifact", "runtime", "top-1 %", "top-5 %", "agreement", "drop (pt)", "status"):
+    system = f"CPU int8 class {result.system.get('isa')}, onnxruntime {result.system.get('onnxruntime')}"
+    title = f"accuracy on {d['path']} ({d['images']} images, {len(d['classes'])} classes; {system})"
+    table = Table(title=escape(title))
+    columns = ("artifact", "runtime", "top-1 %", "top-5 %", "agreement (95% CI)", "drop pt (95% CI)", "status")
+    for column in columns:
         table.add_column(column, justify="left" if column in ("artifact", "runtime", "status") else "right")
+    shown = {"FAIL": "[red]FAIL[/red]", "info": "[yellow]info[/yellow]", "pass": "[green]pass[/green]"}
     for f in result.figures:
-        drop = "-" if f.name == EAGER else f"{f.drop:.2f}"
-        status = figure_status(result, f.name)
+        agreement = f"{f.agreement:.4f} ({f.agreement_ci[0]:.3f}-{f.agreement_ci[1]:.3f})"
+        drop = "-" if f.name == EAGER else f"{f.drop:.2f} ({f.drop_ci[0]:.2f} to {f.drop_ci[1]:.2f})"
         table.add_row(
             escape(f.name),
-            f.runtime,
+            escape(f.runtime),
             f"{f.top1:.2f}",
             f"{f.top5:.2f}",
-            f"{f.agreement:.4f}",
+            agreement,
             drop,
-            "[red]FAIL[/red]" if status == "FAIL" else "[green]pass[/green]",
+            shown[figure_status(result, f.name)],
         )
     console = stdout_console()
     console.print(table)
@@ -185,4 +190,4 @@ def _update(result: CheckResult, baseline: Path) -> None:
         typer.echo(f"baseline not written: {len(result.failures)} failing figure(s); fix them first", err=True)
         return
     write_baseline(result, baseline)
-    typer.echo(f"baseline written to {baseline} ({len(result.figures)} figures)", err=True)
+    typer.echo(f"baseline written to {baseline} ({sum(not f.informational for f in result.figures)} figures)", err=True)

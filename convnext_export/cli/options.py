@@ -56,6 +56,12 @@ Calib = Annotated[
 CalibSamples = Annotated[
     int | None, typer.Option("--calib-samples", min=1, help="Use N calibration samples (seeded); default all.")
 ]
+EvalSamples = Annotated[
+    int | None,
+    typer.Option(
+        "--eval-samples", min=1, help="Held-out images taken from --calib when --images is absent (default all)."
+    ),
+]
 CalibMethod = Annotated[str, typer.Option("--calib-method", help="minmax, entropy or percentile.")]
 AccuracyTarget = Annotated[
     str | None,

@@ -6,6 +6,7 @@ on machines that have only TensorRT, or only torch.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,8 @@ import numpy as np
 
 from ..errors import InvalidOptionError
 from .base import ArtifactError, Runner, artifact_error
+
+_log = logging.getLogger("convnext_export")
 
 # ONNX element types a ConvNeXt export may take as input; anything else is not one of ours.
 _INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
@@ -51,12 +54,45 @@ def _session_options(ort: Any, threads: int | None) -> Any:
     return options
 
 
+def warn_if_made_for_another_isa(path: Path, metadata: dict[str, str]) -> None:
+    """One warning line when a CPU INT8 artifact was quantized for another ISA class than this CPU's."""
+    import json
+
+    from ..contract import METADATA_PREFIX
+    from ..cpu_isa import host_isa
+
+    try:
+        record = json.loads(metadata.get(f"{METADATA_PREFIX}quantization", "null")) or {}
+    except json.JSONDecodeError:
+        return
+    made_for, here = record.get("isa"), host_isa()
+    if record.get("target") == "cpu" and made_for and made_for != here:
+        _log.warning(
+            "%s was quantized for %s CPUs, this one is %s: ONNX Runtime's integer kernels may round and saturate "
+            "differently here (re-quantize it on this machine for its own settings)",
+            path.name,
+            made_for,
+            here,
+        )
+
+
 def _short_provider(provider: str) -> str:
     return provider.removesuffix("ExecutionProvider").lower() or provider
 
 
+# ONNX Runtime fuses QuantizeLinear/DequantizeLinear pairs into integer kernels whose rounding and saturation
+# depend on the CPU's instruction set. With this entry the pairs run as written: quantize, then dequantize, in
+# float around float Conv/MatMul, which is what TensorRT's int8 kernels compute up to summation order.
+EMULATE_QDQ_ENTRY = "session.disable_quant_qdq"
+EMULATED_SUFFIX = "-qdq-emulated"
+
+
 class OrtRunner(Runner):
-    """An onnxruntime InferenceSession behind the Runner contract; names and shapes come from the file."""
+    """An onnxruntime InferenceSession behind the Runner contract; names and shapes come from the file.
+
+    `emulate_qdq`: compute Q/DQ pairs in float instead of ONNX Runtime's ISA-dependent integer kernels (the
+    semantics of a TensorRT Q/DQ artifact; ignored by graphs without Q/DQ).
+    """
 
     def __init__(
         self,
@@ -64,6 +100,8 @@ class OrtRunner(Runner):
         providers: str | Sequence[Provider] = ("CPUExecutionProvider",),
         threads: int | None = None,
         name: str | None = None,
+        *,
+        emulate_qdq: bool = False,
     ) -> None:
         import onnxruntime as ort
 
@@ -73,14 +111,19 @@ class OrtRunner(Runner):
         providers = [providers] if isinstance(providers, str) else list(providers)
         _check_providers(ort, providers)
         self.threads = threads
+        self.emulate_qdq = bool(emulate_qdq)
         options = _session_options(ort, threads)
+        if self.emulate_qdq:
+            options.add_session_config_entry(EMULATE_QDQ_ENTRY, "1")
         try:
             self._session = ort.InferenceSession(os.fspath(self.path), sess_options=options, providers=providers)
         except Exception as exc:  # ORT's exceptions (InvalidProtobuf, Fail, ...) derive from Exception only
             raise artifact_error(self.path, exc) from None
         self.providers = tuple(self._session.get_providers())
-        self.name = name or f"ort-{_short_provider(self.providers[0])}"
+        self.name = name or f"ort-{_short_provider(self.providers[0])}{EMULATED_SUFFIX if self.emulate_qdq else ''}"
         self._read_io()
+        if not self.emulate_qdq:
+            warn_if_made_for_another_isa(self.path, self._session.get_modelmeta().custom_metadata_map)
 
     def _read_io(self) -> None:
         """Input/output names, the input shape (static dims as ints) and the input dtype, from the session."""
