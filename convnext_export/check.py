@@ -300,7 +300,7 @@ def _artifact_runners(path: Path) -> list[tuple[Runner, str, bool]]:
     if path.suffix != ".onnx":
         raise InvalidOptionError(f"{os.fspath(path)!r}: check runs .onnx files and .plan engines")
     ort = f"onnxruntime {version('onnxruntime')}"
-    if _onnx_precision(path) != "int8-trt":
+    if onnx_precision(path) != "int8-trt":
         return [(OrtRunner(path), ort, False)]
     return [
         (OrtRunner(path, emulate_qdq=True), f"{ort}, Q/DQ emulated in float (TensorRT semantics)", False),
@@ -308,7 +308,7 @@ def _artifact_runners(path: Path) -> list[tuple[Runner, str, bool]]:
     ]
 
 
-def _onnx_precision(path: Path) -> str | None:
+def onnx_precision(path: Path) -> str | None:
     from .export import read_metadata
     from .inspect import load_onnx
 
@@ -335,7 +335,7 @@ def _threshold_gates(f: Figure, t: CheckThresholds) -> list[Gate]:
 
 def qdq_rule_gate(path: Path) -> Gate | None:
     """For a TensorRT Q/DQ artifact: TensorRT's explicit-quantization rules hold (None for other files)."""
-    if path.suffix != ".onnx" or _onnx_precision(path) != "int8-trt":
+    if path.suffix != ".onnx" or onnx_precision(path) != "int8-trt":
         return None
     import onnx
 
@@ -418,7 +418,7 @@ def run_check(
         rule_gate = qdq_rule_gate(path)
         result.gates += [rule_gate] if rule_gate is not None else []
     if baseline is not None:
-        _compare_baseline(result, baseline)
+        compare_baseline(result, baseline)
     return result
 
 
@@ -435,7 +435,7 @@ def check_system() -> dict:
     return {"isa": host_isa(), "onnxruntime": ort}
 
 
-def _baseline_gates(f: Figure, base: dict, t: CheckThresholds, batch_size: int) -> list[Gate]:
+def baseline_gates(f: Figure, base: dict, t: CheckThresholds, batch_size: int) -> list[Gate]:
     """Top-1 against the baseline's, paired over the same images: fails when even the low end of the drop's
     95% interval exceeds max_top1_drop; latency (artifacts, when both have it) within bounds."""
     before = decode_correct(base["correct"], len(f.correct))
@@ -462,7 +462,7 @@ def _baseline_gates(f: Figure, base: dict, t: CheckThresholds, batch_size: int) 
     return gates
 
 
-def _compare_baseline(result: CheckResult, baseline: dict) -> None:
+def compare_baseline(result: CheckResult, baseline: dict) -> None:
     """Each figure against the baseline's: drops fail, improvements and gaps are noted."""
     known, recorded, current = baseline["figures"], baseline.get("model", {}).get("weights_sha256"), result.model
     if recorded and current["weights_sha256"] and recorded != current["weights_sha256"]:
@@ -473,7 +473,7 @@ def _compare_baseline(result: CheckResult, baseline: dict) -> None:
     made_on = baseline.get("system", {})
     if made_on.get("isa") and made_on.get("isa") != result.system["isa"]:
         result.notes.append(
-            f"the baseline was made on a {made_on['isa']} CPU, this one is {result.system['isa']}: CPU INT8 figures "
+            f"the baseline was made on {made_on['isa']}, this CPU is {result.system['isa']}: CPU INT8 figures "
             "come from each machine's own integer kernels (and its own int8-cpu settings)"
         )
     for f in (f for f in result.figures if not f.informational):
@@ -481,7 +481,7 @@ def _compare_baseline(result: CheckResult, baseline: dict) -> None:
         if base is None:
             result.notes.append(f"{f.name}: not in the baseline; run with --update-baseline to add it")
             continue
-        result.gates += _baseline_gates(f, base, result.thresholds, result.batch_size)
+        result.gates += baseline_gates(f, base, result.thresholds, result.batch_size)
         if f.top1 > base["top1"] + _EPS:
             result.notes.append(
                 f"{f.name}: top-1 {f.top1:.2f}% improved on the baseline's {base['top1']:.2f}%: "

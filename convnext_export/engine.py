@@ -72,7 +72,7 @@ from .engine_meta import (
 if TYPE_CHECKING:
     from .calibration import CalibrationSet
 
-from .engine_calibrator import _calibrator_class, _cuda_call, _cuda_runtime, calibration_cache_path
+from .engine_calibrator import calibrator_class, call, runtime_module, calibration_cache_path
 from .engine_plan import (
     CALIBRATOR_REMOVED,
     DEFAULT_SETTINGS,
@@ -89,7 +89,7 @@ from .engine_plan import (
     PrecisionPlan,
     Progress,
     TensorRTStatus,
-    _one_line,
+    one_line,
     generation_of,
     precision_plan,
     profile_shapes,
@@ -100,9 +100,9 @@ from .trtexec import trtexec_command  # noqa: F401 - public: the build's trtexec
 # --- CUDA (cuda-python) -----------------------------------------------------------------------------------
 
 
-def _gpu_info(cudart: Any) -> GpuInfo:
-    device = _cuda_call(cudart, cudart.cudaGetDevice(), "cudaGetDevice")
-    props = _cuda_call(cudart, cudart.cudaGetDeviceProperties(device), "cudaGetDeviceProperties")
+def gpu_info(cudart: Any) -> GpuInfo:
+    device = call(cudart, cudart.cudaGetDevice(), "cudaGetDevice")
+    props = call(cudart, cudart.cudaGetDeviceProperties(device), "cudaGetDeviceProperties")
     name = props.name.decode(errors="replace") if isinstance(props.name, bytes) else str(props.name)
     return GpuInfo(name.split("\x00")[0].strip(), f"{props.major}.{props.minor}", bool(getattr(props, "integrated", 0)))
 
@@ -110,10 +110,10 @@ def _gpu_info(cudart: Any) -> GpuInfo:
 def current_gpu() -> GpuInfo:
     """The current CUDA device's name and compute capability (cuda-python, imported here)."""
     try:
-        cudart = _cuda_runtime()
+        cudart = runtime_module()
     except ImportError:
         raise EngineBuildError(NO_CUDA_PYTHON) from None
-    return _gpu_info(cudart)
+    return gpu_info(cudart)
 
 
 def tensorrt_status() -> TensorRTStatus:
@@ -123,20 +123,20 @@ def tensorrt_status() -> TensorRTStatus:
     except ImportError:
         return TensorRTStatus(False, NOT_INSTALLED, None, None)
     except Exception as exc:  # a broken install: missing libnvinfer, wrong CUDA
-        return TensorRTStatus(False, f"tensorrt failed to import: {_one_line(exc)}", None, None)
+        return TensorRTStatus(False, f"tensorrt failed to import: {one_line(exc)}", None, None)
     version = str(getattr(trt, "__version__", "unknown"))
     try:
         generation_of(version)
-        cudart = _cuda_runtime()
+        cudart = runtime_module()
     except EngineBuildError as exc:
         return TensorRTStatus(False, str(exc), version, None)
     except ImportError:
         return TensorRTStatus(False, NO_CUDA_PYTHON, version, None)
     try:
-        count = _cuda_call(cudart, cudart.cudaGetDeviceCount(), "cudaGetDeviceCount")
-        gpu = _gpu_info(cudart) if count else None
+        count = call(cudart, cudart.cudaGetDeviceCount(), "cudaGetDeviceCount")
+        gpu = gpu_info(cudart) if count else None
     except Exception as exc:  # no driver, no device, a broken CUDA install
-        return TensorRTStatus(False, f"no CUDA GPU visible ({_one_line(exc)})", version, None)
+        return TensorRTStatus(False, f"no CUDA GPU visible ({one_line(exc)})", version, None)
     if gpu is None:
         return TensorRTStatus(False, "no CUDA GPU visible", version, None)
     reason = f"TensorRT {version} on {gpu.name} ({sm_name(gpu.compute_capability)})"
@@ -186,9 +186,9 @@ def _recording_logger(trt: Any) -> Any:
 
         def log(self, level: Any, msg: str) -> None:
             if level in errors:
-                self.errors.append(_one_line(msg))
+                self.errors.append(one_line(msg))
             elif level == severity.WARNING:
-                self.warnings.append(_one_line(msg))
+                self.warnings.append(one_line(msg))
 
     return RecordingLogger()
 
@@ -208,7 +208,7 @@ def _parse(job: _Job) -> None:
     job.network = job.builder.create_network(network_flags(trt, job.generation, job.plan.strongly_typed))
     job.parser = parser = trt.OnnxParser(job.network, logger)
     if not parser.parse_from_file(os.fspath(job.info.path)):  # from the path, so external data resolves
-        errors = [_one_line(parser.get_error(i)) for i in range(parser.num_errors)] or logger.errors
+        errors = [one_line(parser.get_error(i)) for i in range(parser.num_errors)] or logger.errors
         raise EngineBuildError(
             f"TensorRT {job.version} cannot parse {job.info.path.name}: {'; '.join(errors) or 'no reason given'}"
         )
@@ -327,7 +327,7 @@ def _attach_calibrator(job: _Job, calibration: CalibrationSet | None, engine_pat
     if len(calibration.inputs) < batch:
         raise EngineBuildError(f"{len(calibration.inputs)} calibration samples cannot fill one batch of {batch}")
     cache = calibration_cache_path(engine_path, job.info.sha256, calibration, batch)
-    calibrator = _calibrator_class(trt, job.cudart)(calibration.inputs, batch, cache)
+    calibrator = calibrator_class(trt, job.cudart)(calibration.inputs, batch, cache)
     job.config.int8_calibrator = calibrator
     if job.info.batch is None:  # "must be set if int8 calibration is used ... for a network with runtime
         # dimensions"; its MIN and MAX "will be overwritten by kOPT" (NvInfer.h setCalibrationProfile, 8.6)
@@ -391,13 +391,13 @@ def _build_precision(info: OnnxInfo, calibration: CalibrationSet | None) -> str:
     return IMPLICIT_INT8
 
 
-def _import_backends() -> tuple[Any, Any]:
+def import_backends() -> tuple[Any, Any]:
     try:
         import tensorrt as trt
     except ImportError:
         raise EngineBuildError(f"cannot build a TensorRT engine: {NOT_INSTALLED}") from None
     try:
-        cudart = _cuda_runtime()
+        cudart = runtime_module()
     except ImportError:
         raise EngineBuildError(f"cannot build a TensorRT engine: {NO_CUDA_PYTHON}") from None
     return trt, cudart
@@ -423,10 +423,10 @@ def build_engine(
     info = read_onnx_info(onnx_path, precision)
     build_precision = _build_precision(info, calibration)
     shapes = profile_shapes(info, settings)
-    trt, cudart = _import_backends()
+    trt, cudart = import_backends()
     version = str(trt.__version__)
     generation = generation_of(version)
-    gpu = _gpu_info(cudart)
+    gpu = gpu_info(cudart)
     digest = calibration.digest if calibration is not None else None
     key = cache_key(
         info.sha256, settings, build_precision, version, gpu.name, gpu.compute_capability, calibration_digest=digest

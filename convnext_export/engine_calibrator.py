@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 from .engine_plan import EngineBuildError
 
 
-def _cuda_runtime() -> Any:
+def runtime_module() -> Any:
     try:  # cuda-python >= 12.6: samples/python/common_runtime.py (NVIDIA/TensorRT release/10.16)
         from cuda.bindings import runtime
     except ImportError:  # older cuda-python: samples/python/common.py (NVIDIA/TensorRT release/8.6)
@@ -23,7 +23,7 @@ def _cuda_runtime() -> Any:
     return runtime
 
 
-def _cuda_call(cudart: Any, result: tuple, what: str) -> Any:
+def call(cudart: Any, result: tuple, what: str) -> Any:
     """cuda-python returns (error, *values); raise on an error, else return the value (or None)."""
     err, *values = result
     if err != cudart.cudaError_t.cudaSuccess:
@@ -38,7 +38,7 @@ def calibration_cache_path(engine_path: Path, onnx_sha256: str, calibration: Cal
     return engine_path.with_name(f"{engine_path.name}.{digest}.calib")
 
 
-def _calibrator_class(trt: Any, cudart: Any) -> type:
+def calibrator_class(trt: Any, cudart: Any) -> type:
     """IInt8EntropyCalibrator2 fed from device memory, after samples/python/efficientnet/build_engine.py
     (NVIDIA/TensorRT release/8.6). The last batch is dropped when incomplete, as that sample does."""
     import numpy as np
@@ -50,7 +50,7 @@ def _calibrator_class(trt: Any, cudart: Any) -> type:
             base.__init__(self)
             self.inputs, self.batch, self.cache, self.next, self.error = inputs, batch, cache, 0, None
             nbytes = batch * int(np.prod(inputs.shape[1:])) * np.dtype(np.float32).itemsize
-            self.device = _cuda_call(cudart, cudart.cudaMalloc(nbytes), "cudaMalloc")
+            self.device = call(cudart, cudart.cudaMalloc(nbytes), "cudaMalloc")
 
         def get_batch_size(self) -> int:
             return self.batch
@@ -62,7 +62,7 @@ def _calibrator_class(trt: Any, cudart: Any) -> type:
             self.next += self.batch
             kind = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
             try:
-                _cuda_call(cudart, cudart.cudaMemcpy(self.device, chunk, chunk.nbytes, kind), "cudaMemcpy")
+                call(cudart, cudart.cudaMemcpy(self.device, chunk, chunk.nbytes, kind), "cudaMemcpy")
             except EngineBuildError as exc:  # TensorRT swallows exceptions raised here: keep it for later
                 self.error = exc
                 return None
@@ -77,7 +77,7 @@ def _calibrator_class(trt: Any, cudart: Any) -> type:
 
         def free(self) -> None:
             if self.device is not None:
-                _cuda_call(cudart, cudart.cudaFree(self.device), "cudaFree")
+                call(cudart, cudart.cudaFree(self.device), "cudaFree")
                 self.device = None
 
     return EntropyCalibrator

@@ -142,7 +142,7 @@ class OnnxInfo:
     layer_norm_nodes: tuple[str, ...]  # LayerNorm nodes (or decomposed LayerNorm's nodes), no Constant/Cast
 
 
-def _one_line(value: object) -> str:
+def one_line(value: object) -> str:
     return " ".join(str(value).split()) or type(value).__name__
 
 
@@ -192,7 +192,7 @@ def read_onnx_info(path: Path, precision: str | None = None) -> OnnxInfo:
     try:
         model = onnx.load(os.fspath(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError, OSError, ValueError ...
-        raise EngineBuildError(f"cannot read ONNX file {os.fspath(path)}: {_one_line(exc)}") from None
+        raise EngineBuildError(f"cannot read ONNX file {os.fspath(path)}: {one_line(exc)}") from None
     metadata = read_metadata(model)
     precision = precision or (metadata.precision if metadata else "fp32")
     if precision not in ARTIFACT_PRECISIONS:

@@ -443,8 +443,8 @@ def validate_artifact(
     from .validate import validate_runner
 
     emulate = precision == "int8-trt" if emulate_qdq is None else emulate_qdq
-    reference_runner, classification = _reference_runner(reference)
-    with _candidate_runner(path, emulate) as candidate:
+    reference_runner, classification = reference_runner(reference)
+    with candidate_runner(path, emulate) as candidate:
         try:
             return validate_runner(
                 reference_runner,
@@ -461,7 +461,7 @@ def validate_artifact(
                 reference_runner.close()
 
 
-def _reference_runner(reference: nn.Module | Path | Runner) -> tuple[Runner, bool | None]:
+def reference_runner(reference: nn.Module | Path | Runner) -> tuple[Runner, bool | None]:
     from .runners import OrtRunner, TorchRunner
 
     if isinstance(reference, Runner):
@@ -477,7 +477,7 @@ def _reference_runner(reference: nn.Module | Path | Runner) -> tuple[Runner, boo
     return TorchRunner(reference), cfg.num_classes is not None and not cfg.features_only
 
 
-def _candidate_runner(path: Path, emulate_qdq: bool) -> Runner:
+def candidate_runner(path: Path, emulate_qdq: bool) -> Runner:
     from .runners import OrtRunner
 
     if path.suffix == ENGINE_SUFFIX:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 BACKENDS = ("torch", "torch-cuda", "ort-cpu", "ort-cuda", "ort-trt", "trt")
 ENGINE_SUFFIXES = (".plan", ".engine")
 PERCENTILE_METHOD = "linear"  # numpy's default: interpolates between the two closest ranks (Excel PERCENTILE.INC)
-_ORT_PROVIDERS = {
+ORT_PROVIDERS = {
     "ort-cpu": ("CPUExecutionProvider",),
     "ort-cuda": ("CUDAExecutionProvider", "CPUExecutionProvider"),
     "ort-trt": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
@@ -225,13 +225,13 @@ def _ort_runner(path: Path, backend: str, threads: int | None) -> Runner:
 
     from .runners import OrtRunner
 
-    wanted = _ORT_PROVIDERS[backend][0]
+    wanted = ORT_PROVIDERS[backend][0]
     available = ort.get_available_providers()
     if wanted not in available:
         raise BackendUnavailableError(
             f"{wanted} is not in this onnxruntime {ort.__version__} (available: {', '.join(available)})"
         )
-    runner = OrtRunner(path, _ORT_PROVIDERS[backend], threads, name=backend)
+    runner = OrtRunner(path, ORT_PROVIDERS[backend], threads, name=backend)
     if runner.providers[0] != wanted:  # ORT fell back (e.g. no GPU or CUDA libraries)
         runner.close()
         raise BackendUnavailableError(f"onnxruntime could not start {wanted} on this machine")
@@ -302,7 +302,7 @@ def default_backend(path: Path) -> str:
     return "trt" if path.suffix.lower() in ENGINE_SUFFIXES else "ort-cpu"
 
 
-def _batch_refusal(runner: Runner, batch_size: int) -> str | None:
+def batch_refusal(runner: Runner, batch_size: int) -> str | None:
     """Why `runner` cannot take `batch_size` (static batch, engine profile range), or None."""
     if runner.static_batch is not None and batch_size != runner.static_batch:
         return f"static batch {runner.static_batch}"
@@ -352,7 +352,7 @@ def profile_all(
 def _measure_one(
     run: ProfileRun, runner: Runner, path: Path, backend: str, batch: int, timing: dict[str, Any]
 ) -> list[LatencyResult]:
-    refusal = _batch_refusal(runner, batch)
+    refusal = batch_refusal(runner, batch)
     if refusal:
         run.skipped.append(Skipped(os.fspath(path), backend, batch, refusal))
         return []
@@ -364,8 +364,8 @@ def _measure_one(
 
 def layer_profile(path: Path, backend: str, batch: int, threads: int | None) -> list[LayerTime] | None:
     """Per-layer times where the backend has a profiler (ONNX Runtime, TensorRT); None for eager torch."""
-    if backend in _ORT_PROVIDERS:
-        return layer_profile_ort(path, batch, threads, providers=_ORT_PROVIDERS[backend])
+    if backend in ORT_PROVIDERS:
+        return layer_profile_ort(path, batch, threads, providers=ORT_PROVIDERS[backend])
     return layer_profile_trt(path, batch) if backend == "trt" else None
 
 
@@ -552,7 +552,7 @@ def _write_csv(results: Sequence[LatencyResult], target: Path) -> Path:
     return target
 
 
-def _write_plot(results: Sequence[LatencyResult], target: Path) -> Path:
+def write_plot(results: Sequence[LatencyResult], target: Path) -> Path:
     """Median latency against batch size per artifact/backend, a p90-p99 band, throughput (dashed) on the
     right axis. Agg canvas, no pyplot: no global backend switch, no display needed."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -608,7 +608,7 @@ def write_reports(
         plot = "not drawn: nothing was measured"
     else:
         try:
-            paths["png"] = _write_plot(results, out / "latency.png")
+            paths["png"] = write_plot(results, out / "latency.png")
         except ImportError:
             plot = "not drawn: matplotlib is not installed (pip install matplotlib)"
     document = {

@@ -120,7 +120,7 @@ def quantize_int8(
     check_choice("calibration method", method, CALIBRATION_METHODS)
     check_choice("quantizer", quantizer, QUANTIZERS)
     if quantizer == "modelopt":
-        return _quantize_modelopt(Path(fp32_path), Path(output), calibration, target, method, nodes_to_exclude)
+        return quantize_modelopt(Path(fp32_path), Path(output), calibration, target, method, nodes_to_exclude)
     if len(calibration.inputs) == 0:
         raise InvalidOptionError("the calibration set is empty")
     fp32_path, output = Path(fp32_path), Path(output)
@@ -131,7 +131,7 @@ def quantize_int8(
     cached = cache.is_file()
     record = quantization_record(target, method, calibration, cpu)
     start = time.perf_counter()
-    with atomic_path(output) as tmp, _gelu_fused_source(fp32_path, target, output.parent) as source:
+    with atomic_path(output) as tmp, gelu_fused_source(fp32_path, target, output.parent) as source:
         _quantize_static(source, tmp, calibration, target, method, op_types, nodes_to_exclude, cache, cpu)
         quantized = onnx.load(tmp)
         _carry_metadata(onnx.load(fp32_path), quantized, PRECISION[target], record)
@@ -251,7 +251,7 @@ def require_quantizer(quantizer: str) -> str:
     return quantizer
 
 
-def _quantize_modelopt(
+def quantize_modelopt(
     fp32_path: Path, output: Path, calibration: CalibrationSet, target: str, method: str, exclude: tuple[str, ...]
 ) -> QuantizeReport:
     """ModelOpt's ONNX PTQ (TensorRT only): the rest of the graph stays FP32, calibration on the CPU."""
@@ -340,7 +340,7 @@ def _from_dequantize(producers: dict, name: str) -> bool:
 
 
 @contextlib.contextmanager
-def _gelu_fused_source(fp32_path: Path, target: str, directory: Path) -> Iterator[Path]:
+def gelu_fused_source(fp32_path: Path, target: str, directory: Path) -> Iterator[Path]:
     """The model quantize_static reads: the FP32 file (TensorRT), or a temporary GELU-fused copy (CPU) that is
     removed afterwards, also on failure."""
     if target != "cpu":
