@@ -56,8 +56,8 @@ def make_weights(workdir: Path) -> Path:
 
 def pipeline_ours(weights: Path, output: Path) -> None:
     from convnext_export import create_model
-    from convnext_export.export import export_onnx
-    from convnext_export.optimize import optimize_onnx
+    from convnext_export.export.optimize import optimize_onnx
+    from convnext_export.export.trace import export_onnx
 
     raw = export_onnx(create_model(weights=weights), output.with_suffix(".raw.onnx"))
     optimize_onnx(raw, output)
@@ -166,7 +166,7 @@ def accuracy(weights: Path, runs: dict) -> dict[str, dict]:
     import torch
     import transformers
 
-    from convnext_export.validate import compare_outputs
+    from convnext_export.evaluation.validate import compare_outputs
 
     x = np.random.default_rng(7).standard_normal((4, 3, 224, 224)).astype(np.float32)
     with torch.no_grad():

@@ -36,7 +36,7 @@ def calibration_folder(workdir: Path) -> Path:
     """64 varied crops and flips of the committed sample photos: real image statistics, 64 distinct inputs."""
     from PIL import Image, ImageOps
 
-    from convnext_export.preprocess import find_images, load_image
+    from convnext_export.data.preprocess import find_images, load_image
 
     out = workdir / "calib64"
     out.mkdir(exist_ok=True)
@@ -54,11 +54,11 @@ def calibration_folder(workdir: Path) -> Path:
 
 def build_artifacts(workdir: Path) -> tuple[dict[str, Path], dict[str, float]]:
     from convnext_export import create_model
-    from convnext_export.calibration import load_calibration_set
-    from convnext_export.export import export_onnx
-    from convnext_export.optimize import optimize_onnx
-    from convnext_export.preprocess import eval_config
-    from convnext_export.quantize import quantize_int8
+    from convnext_export.data.preprocess import eval_config
+    from convnext_export.export.optimize import optimize_onnx
+    from convnext_export.export.trace import export_onnx
+    from convnext_export.precision.calibration import load_calibration_set
+    from convnext_export.precision.int8 import quantize_int8
 
     fp32 = workdir / "tiny.fp32.onnx"
     optimize_onnx(export_onnx(create_model(weights=make_weights(workdir)), workdir / "tiny.raw.onnx"), fp32)
@@ -82,7 +82,7 @@ OTHER = "int8-cpu (other x86 settings)"
 
 
 def other_isa() -> str:
-    from convnext_export.cpu_isa import host_isa
+    from convnext_export.precision.cpu_isa import host_isa
 
     return "avx2" if host_isa() in ("avx512-vnni", "avx-vnni") else "avx512-vnni"
 
@@ -90,11 +90,11 @@ def other_isa() -> str:
 def digits_accuracy(workdir: Path) -> dict[str, float]:
     """Top-1 accuracy of the trained digits reference in each precision, on its held-out test split."""
     from convnext_export import create_model
-    from convnext_export.calibration import load_calibration_set
-    from convnext_export.export import export_onnx
-    from convnext_export.optimize import optimize_onnx
-    from convnext_export.preprocess import eval_config, find_images, preprocess_batch
-    from convnext_export.quantize import quantize_int8
+    from convnext_export.data.preprocess import eval_config, find_images, preprocess_batch
+    from convnext_export.export.optimize import optimize_onnx
+    from convnext_export.export.trace import export_onnx
+    from convnext_export.precision.calibration import load_calibration_set
+    from convnext_export.precision.int8 import quantize_int8
     from convnext_export.runners import OrtRunner
 
     digits = ROOT / "tests" / "data" / "digits"
@@ -124,7 +124,7 @@ def main() -> None:
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-int8-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    from convnext_export.cpu_isa import cpu_int8_settings, host_isa
+    from convnext_export.precision.cpu_isa import cpu_int8_settings, host_isa
 
     paths, seconds = build_artifacts(workdir)
     print(f"ConvNeXt-T, ONNX Runtime CPU, {args.threads} threads, interleaved; CPU int8 class {host_isa()}")

@@ -27,7 +27,7 @@ def export_tiny(workdir: Path) -> Path:
     import torch
 
     from convnext_export import create_model
-    from convnext_export.export import export_onnx
+    from convnext_export.export.trace import export_onnx
 
     torch.manual_seed(0)
     return export_onnx(create_model("tiny"), workdir / "convnext_tiny.fp32.onnx", seed=0)
@@ -52,7 +52,7 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
 
-    from convnext_export.profile import measure, seeded_input
+    from convnext_export.evaluation.latency.measure import measure, seeded_input
     from convnext_export.runners import OrtRunner
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -16,7 +16,7 @@ The steps, each fixed so a rerun gives the same files on the same machine:
    grayscale -> RGB.
 3. Train and test pictures alike go through ``preprocess_batch(..., eval_config(32))`` -- resize to 36,
    centre crop 32, ImageNet mean/std -- exactly what validation and calibration will apply later.
-4. Training (``convnext_export.train``: AdamW lr 4e-3, weight decay 0.05, per-step cosine) with random
+4. Training (``convnext_export.model.train``: AdamW lr 4e-3, weight decay 0.05, per-step cosine) with random
    shifts of up to 2 pixels as the only augmentation: without it the network memorises the 1437 training
    images (about 97% test accuracy); with it, about 99%.
 
@@ -41,8 +41,8 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 import convnext_export
-from convnext_export.preprocess import PreprocessConfig, eval_config, find_images, preprocess_batch
-from convnext_export.train import TrainConfig, evaluate, save_checkpoint, train
+from convnext_export.data.preprocess import PreprocessConfig, eval_config, find_images, preprocess_batch
+from convnext_export.model.train import TrainConfig, evaluate, save_checkpoint, train
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO / "tests" / "data" / "digits"
@@ -166,7 +166,7 @@ was chosen after a run without it reached about 97% on this test split.
 4. Model: `convnext_export.create_model("test", num_classes=10, patch_size=2, dims=({dims}),
    image_size=32)` (depths 1, 1, 2, 1; total stride 16, so 32x32 ends at 2x2). Loading the file with
    `create_model(weights=...)` infers the architecture (variant "custom").
-5. Training: `convnext_export.train.train`, {facts["epochs"]} epochs, batch 64, AdamW lr 4e-3, weight decay 0.05
+5. Training: `convnext_export.model.train.train`, {facts["epochs"]} epochs, batch 64, AdamW lr 4e-3, weight decay 0.05
    (not on biases, norms or layer scale), per-step cosine schedule, seed {TRAIN_SEED}, random shifts of up to
    {MAX_SHIFT} pixels (black fill) as the only augmentation, {facts["threads"]} CPU threads.
 

@@ -17,7 +17,9 @@ from convnext_export import create_model
 from convnext_export._files import sha256_of
 from convnext_export.cli import app
 from convnext_export.model import VARIANTS, count_parameters
-from convnext_export.pipeline import BuildRequest, ModelRequest, build
+from convnext_export.model.reference import ModelRequest
+from convnext_export.pipeline.build import build
+from convnext_export.pipeline.request import BuildRequest
 
 runner = CliRunner()
 SMALL_VARIANTS = sorted(name for name, cfg in VARIANTS.items() if count_parameters(cfg) < 25e6 and name != "tiny")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from convnext_export.bundle import verify_bundle
+from convnext_export.pipeline.bundle import verify_bundle
 
 DIGITS = Path(__file__).parent / "data" / "digits"
 pytestmark = pytest.mark.skipif(

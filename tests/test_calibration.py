@@ -1,4 +1,4 @@
-"""Tests for convnext_export.calibration: reading, sampling and batching INT8 calibration data."""
+"""Tests for convnext_export.precision.calibration: reading, sampling and batching INT8 calibration data."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convnext_export import calibration as cal
-from convnext_export.calibration import CalibrationDataError, calibration_reader, load_calibration_set
 from convnext_export.contract import INPUT_NAME
+from convnext_export.data.preprocess import eval_config, preprocess_image
 from convnext_export.errors import ConvNeXtExportError, InvalidOptionError
-from convnext_export.preprocess import eval_config, preprocess_image
+from convnext_export.precision import calibration as cal
+from convnext_export.precision.calibration import CalibrationDataError, calibration_reader, load_calibration_set
 
 SIZE = 32
 CONFIG = eval_config(SIZE)  # resize to 36 on the short side, centre crop 32: fast and still a real transform
@@ -378,7 +378,7 @@ def test_committed_samples_load_with_the_real_transform() -> None:
 
 def test_import_loads_neither_onnxruntime_nor_torch() -> None:
     code = (
-        "import sys, convnext_export.calibration\n"
+        "import sys, convnext_export.precision.calibration\n"
         "heavy = [m for m in ('onnxruntime', 'torch', 'onnx') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )

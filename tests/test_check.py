@@ -17,19 +17,15 @@ import typer
 from onnx import numpy_helper
 from typer.testing import CliRunner
 
-from convnext_export.check import (
-    CheckThresholds,
-    Dataset,
-    DatasetError,
-    check_classes,
-    decode_correct,
-    encode_correct,
-    load_dataset,
-)
 from convnext_export.cli.check_cmd import check
+from convnext_export.data.datasets import Dataset, DatasetError, check_classes, load_dataset
+from convnext_export.data.preprocess import eval_config
 from convnext_export.errors import InvalidOptionError
-from convnext_export.pipeline import BuildRequest, ModelRequest, build
-from convnext_export.preprocess import eval_config
+from convnext_export.evaluation.check.baseline import decode_correct, encode_correct
+from convnext_export.evaluation.check.results import CheckThresholds
+from convnext_export.model.reference import ModelRequest
+from convnext_export.pipeline.build import build
+from convnext_export.pipeline.request import BuildRequest
 
 ROOT = Path(__file__).parent.parent
 DIGITS = Path(__file__).parent / "data" / "digits"

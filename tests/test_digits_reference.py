@@ -17,8 +17,8 @@ from safetensors import safe_open
 
 import convnext_export
 from convnext_export.contract import INPUT_NAME
-from convnext_export.export import export_onnx
-from convnext_export.preprocess import eval_config, find_images, preprocess_batch
+from convnext_export.data.preprocess import eval_config, find_images, preprocess_batch
+from convnext_export.export.trace import export_onnx
 
 DIGITS = Path(__file__).parent / "data" / "digits"
 CHECKPOINT = DIGITS / "convnext_digits.safetensors"

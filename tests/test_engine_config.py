@@ -23,20 +23,14 @@ import numpy as np
 import onnx
 import pytest
 
-from convnext_export.calibration import CalibrationSet
 from convnext_export.contract import METADATA_PREFIX
-from convnext_export.engine import (
-    IMPLICIT_INT8,
-    NOT_INSTALLED,
-    EngineBuildError,
-    EngineSettings,
-    build_engine,
-    generation_of,
-    precision_plan,
-    tensorrt_status,
-    trtexec_command,
-)
-from convnext_export.engine_meta import (
+from convnext_export.errors import InvalidOptionError
+from convnext_export.precision.calibration import CalibrationSet
+from convnext_export.trt import cuda as trt_cuda
+from convnext_export.trt.builder import build_engine
+from convnext_export.trt.env import NOT_INSTALLED, tensorrt_status
+from convnext_export.trt.settings import IMPLICIT_INT8, EngineBuildError, EngineSettings, precision_plan
+from convnext_export.trt.sidecar import (
     EngineMetaError,
     EngineMismatchError,
     cache_key,
@@ -46,7 +40,8 @@ from convnext_export.engine_meta import (
     sidecar_path,
     write_sidecar,
 )
-from convnext_export.errors import InvalidOptionError
+from convnext_export.trt.trtexec import trtexec_command
+from convnext_export.trt.versions import generation_of
 
 VERSIONS = {"8.5": "8.5.2.2", "8.6": "8.6.1", "10": "10.3.0", "11": "11.1.0"}
 PLAN = b"serialized engine from the stand-in"
@@ -321,7 +316,7 @@ def fake_cuda(gpu: tuple[str, int, int] = FAKE_GPU, devices: int = 1) -> types.M
     """A stand-in for cuda-python's runtime module (cuda.bindings.runtime)."""
     rt = types.ModuleType("cuda.bindings.runtime")
     rt.events = []
-    rt.cudaError_t = enum.Enum("cudaError_t", "cudaSuccess cudaErrorNoDevice")
+    rt.cudaError_t = enum.IntEnum("cudaError_t", [("cudaSuccess", 0), ("cudaErrorNoDevice", 100)])
     rt.cudaMemcpyKind = enum.Enum("cudaMemcpyKind", "cudaMemcpyHostToDevice cudaMemcpyDeviceToHost")
     ok, name = rt.cudaError_t.cudaSuccess, gpu[0].encode() + b"\x00\x00"
     props = types.SimpleNamespace(name=name, major=gpu[1], minor=gpu[2], integrated=0)
@@ -345,6 +340,7 @@ def install(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setitem(sys.modules, "tensorrt", trt)
         for name, module in (("cuda", cuda), ("cuda.bindings", bindings), ("cuda.bindings.runtime", rt)):
             monkeypatch.setitem(sys.modules, name, module)
+        monkeypatch.setattr(trt_cuda, "_cudart", None)  # load the stand-in, not a runtime an earlier test loaded
         return trt, rt
 
     return _install
@@ -366,8 +362,8 @@ def _with_precision(source: Path, target: Path, precision: str) -> Path:
 def onnx_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The 'test' variant (10 classes, 64x64): FP32 at opset 17 and 13, FP16, int8-trt metadata, static batch."""
     from convnext_export import create_model
-    from convnext_export.export import export_onnx
-    from convnext_export.precision import convert_fp16
+    from convnext_export.export.trace import export_onnx
+    from convnext_export.precision.fp16 import convert_fp16
 
     out = tmp_path_factory.mktemp("onnx")
     model = create_model("test", num_classes=10)
@@ -728,9 +724,9 @@ def test_build_without_tensorrt_is_one_clear_error(
 def test_engine_modules_import_without_torch() -> None:
     code = (
         "import sys; sys.modules['torch'] = None\n"
-        "import convnext_export.engine, convnext_export.engine_meta\n"
+        "import convnext_export.trt.builder, convnext_export.trt.sidecar\n"
         "assert 'tensorrt' not in sys.modules and 'cuda' not in sys.modules\n"
-        "print(convnext_export.engine.tensorrt_status().available)\n"
+        "print(convnext_export.trt.env.tensorrt_status().available)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr

@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convnext_export.engine import IMPLICIT_INT8, EngineSettings, build_engine, current_gpu, tensorrt_status
-from convnext_export.engine_meta import check_compatible, read_sidecar
+from convnext_export.trt.builder import build_engine
+from convnext_export.trt.env import current_gpu, tensorrt_status
+from convnext_export.trt.settings import IMPLICIT_INT8, EngineSettings
+from convnext_export.trt.sidecar import check_compatible, read_sidecar
 
 trt = pytest.importorskip(
     "tensorrt", reason="TensorRT is not installed: engine builds run only on a machine with NVIDIA's TensorRT and a GPU"
@@ -37,12 +39,12 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> dict:
     import torch
 
     from convnext_export import create_model
-    from convnext_export.calibration import load_calibration_set
-    from convnext_export.export import export_onnx
-    from convnext_export.optimize import optimize_onnx
-    from convnext_export.precision import convert_fp16
-    from convnext_export.preprocess import eval_config, find_images, preprocess_batch
-    from convnext_export.quantize import quantize_int8
+    from convnext_export.data.preprocess import eval_config, find_images, preprocess_batch
+    from convnext_export.export.optimize import optimize_onnx
+    from convnext_export.export.trace import export_onnx
+    from convnext_export.precision.calibration import load_calibration_set
+    from convnext_export.precision.fp16 import convert_fp16
+    from convnext_export.precision.int8 import quantize_int8
 
     out = tmp_path_factory.mktemp("digits-engines")
     model = create_model(weights=DIGITS / "convnext_digits.safetensors")

@@ -13,9 +13,10 @@ import torch.nn.functional as F
 
 from convnext_export import create_model
 from convnext_export.contract import FEATURE_NAMES, INPUT_NAME, LOGITS_NAME
+from convnext_export.data.labels import imagenet1k_labels
 from convnext_export.errors import InputSizeError, InvalidOptionError
-from convnext_export.export import export_onnx, read_metadata, safe_layer_norm
-from convnext_export.labels import imagenet1k_labels
+from convnext_export.export.metadata import read_metadata
+from convnext_export.export.trace import export_onnx, safe_layer_norm
 
 
 @pytest.fixture(scope="module")

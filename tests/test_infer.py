@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from convnext_export import create_model
 from convnext_export.cli import app
-from convnext_export.export import export_onnx
-from convnext_export.infer import predict, softmax, top_k
-from convnext_export.preprocess import find_images
+from convnext_export.data.preprocess import find_images
+from convnext_export.evaluation.infer import predict, softmax, top_k
+from convnext_export.export.trace import export_onnx
 
 DIGITS = Path(__file__).parent / "data" / "digits"
 PHOTOS = Path(__file__).parents[1] / "calibration" / "samples"

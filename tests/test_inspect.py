@@ -16,9 +16,11 @@ from typer.testing import CliRunner, Result
 
 from convnext_export.cli.inspect_cmd import inspect as inspect_command
 from convnext_export.errors import ConvNeXtExportError, UnknownNameError
-from convnext_export.inspect import OnnxFileError, inspect_onnx
-from convnext_export.trt_lint import TRT_VERSIONS, Finding, lint_for_tensorrt
-from convnext_export.trt_support import GENERATIONS, SUPPORT, resolve_trt_version
+from convnext_export.export.describe import inspect_onnx
+from convnext_export.export.metadata import OnnxFileError
+from convnext_export.trt.lint import Finding, lint_for_tensorrt
+from convnext_export.trt.support import SUPPORT
+from convnext_export.trt.versions import RELEASES, SPELLINGS, release_of
 
 runner = CliRunner()
 
@@ -112,7 +114,7 @@ def convnext_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_tables_cover_each_generation_with_the_documented_differences() -> None:
-    assert tuple(SUPPORT) == GENERATIONS == ("8.5", "8.6", "10", "11")
+    assert tuple(SUPPORT) == RELEASES == ("8.5", "8.6", "10", "11")
     for generation, support in SUPPORT.items():
         assert {"Conv", "MatMul", "Gemm", "Erf", "Transpose", "ReduceMean"} <= support.supported, generation
         assert {"QLinearConv", "ConvInteger", "MatMulInteger"} <= support.unsupported, generation
@@ -128,11 +130,11 @@ def test_tables_cover_each_generation_with_the_documented_differences() -> None:
     [("8.5", "8.5"), ("8.6.1", "8.6"), ("10", "10"), ("10.x", "10"), ("10.3", "10"), ("10.13.3", "10"), ("11.x", "11")],
 )
 def test_version_spellings_map_to_generations(spelling: str, generation: str) -> None:
-    assert resolve_trt_version(spelling) == generation
+    assert release_of(spelling) == generation
 
 
 def test_unknown_version_lists_valid_ones() -> None:
-    assert "10.3" in TRT_VERSIONS and "11.x" in TRT_VERSIONS
+    assert "10.3" in SPELLINGS and "11.x" in SPELLINGS
     with pytest.raises(UnknownNameError, match=r"unknown TensorRT version '9'; valid: .*8\.5"):
         lint_for_tensorrt(_relu(), "9")
 
@@ -243,7 +245,7 @@ def test_int64_weights_warn_on_8x_and_block_when_out_of_int32_range() -> None:
 
 
 def test_qdq_rules() -> None:
-    for generation in GENERATIONS:
+    for generation in RELEASES:
         assert not _codes(lint_for_tensorrt(_qdq(), generation), "blocker"), generation
         assert "qdq-zero-point-nonzero" in _codes(lint_for_tensorrt(_qdq(zero_point=3), generation), "blocker")
     assert "qdq-scale-not-constant" in _codes(lint_for_tensorrt(_qdq(scale_input=True), "8.6"), "blocker")

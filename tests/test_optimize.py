@@ -12,9 +12,10 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from convnext_export import create_model
-from convnext_export import optimize as optimize_module
-from convnext_export.export import export_onnx, read_metadata
-from convnext_export.optimize import OptimizeError, optimize_model, optimize_onnx
+from convnext_export.export import optimize as optimize_module
+from convnext_export.export.metadata import read_metadata
+from convnext_export.export.optimize import OptimizeError, optimize_model, optimize_onnx
+from convnext_export.export.trace import export_onnx
 
 
 def _nontrivial(variant: str = "test", **options: object) -> torch.nn.Module:

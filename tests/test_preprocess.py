@@ -1,4 +1,4 @@
-"""Tests for convnext_export.preprocess: the official ConvNeXt eval transform without torch."""
+"""Tests for convnext_export.data.preprocess: the official ConvNeXt eval transform without torch."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convnext_export import preprocess as pp
+from convnext_export.data import preprocess as pp
 from convnext_export.errors import ImageError, InvalidOptionError
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)

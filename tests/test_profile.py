@@ -14,8 +14,13 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from convnext_export import profile as prof
 from convnext_export.cli.profile_cmd import profile as profile_command
+from convnext_export.errors import InvalidOptionError
+from convnext_export.evaluation.latency.layers import aggregate_ort_profile, layer_profile_trt
+from convnext_export.evaluation.latency.measure import measure
+from convnext_export.evaluation.latency.report import CSV_COLUMNS, system_info, write_reports
+from convnext_export.evaluation.latency.stats import LatencyStats
+from convnext_export.evaluation.latency.sweep import profile_all
 from convnext_export.runners import Runner
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -72,7 +77,7 @@ class FakeGpuRunner(FakeRunner):
 
 def test_stats_from_known_samples() -> None:
     samples_s = [ms / 1e3 for ms in range(100, 0, -1)]  # 1..100 ms, in reverse order
-    stats = prof.LatencyStats.from_samples(samples_s, batch=8)
+    stats = LatencyStats.from_samples(samples_s, batch=8)
     assert stats.median == pytest.approx(50.5)
     assert stats.mean == pytest.approx(50.5)
     assert stats.p90 == pytest.approx(90.1)  # linear: 1 + 0.90 * 99
@@ -84,8 +89,8 @@ def test_stats_from_known_samples() -> None:
 
 
 def test_stats_refuse_no_samples() -> None:
-    with pytest.raises(prof.InvalidOptionError, match="no timing samples"):
-        prof.LatencyStats.from_samples([], batch=1)
+    with pytest.raises(InvalidOptionError, match="no timing samples"):
+        LatencyStats.from_samples([], batch=1)
 
 
 # --- measure -----------------------------------------------------------------------------------------------
@@ -93,7 +98,7 @@ def test_stats_refuse_no_samples() -> None:
 
 def test_measure_honours_warmup_and_iteration_counts() -> None:
     runner = FakeRunner()
-    result = prof.measure(runner, 4, warmup=3, iterations=7)
+    result = measure(runner, 4, warmup=3, iterations=7)
     assert len(runner.calls) == 10
     assert result.end_to_end.iterations == 7 and result.warmup["iterations"] == 3
     assert {c.shape for c in runner.calls} == {(4, 3, 8, 8)}
@@ -103,14 +108,14 @@ def test_measure_honours_warmup_and_iteration_counts() -> None:
 
 def test_measure_input_is_seeded() -> None:
     first, second = FakeRunner(), FakeRunner()
-    prof.measure(first, 2, warmup=0, iterations=1)
-    prof.measure(second, 2, warmup=0, iterations=1)
+    measure(first, 2, warmup=0, iterations=1)
+    measure(second, 2, warmup=0, iterations=1)
     np.testing.assert_array_equal(first.calls[0], second.calls[0])
 
 
 def test_measure_duration_mode_stops() -> None:
     runner = FakeRunner(limit=5_000_000)
-    result = prof.measure(runner, 1, warmup_seconds=0.01, duration=0.05)
+    result = measure(runner, 1, warmup_seconds=0.01, duration=0.05)
     assert result.warmup["iterations"] >= 1
     assert result.end_to_end.iterations >= 1
     assert len(runner.calls) == result.warmup["iterations"] + result.end_to_end.iterations
@@ -118,15 +123,15 @@ def test_measure_duration_mode_stops() -> None:
 
 def test_measure_collects_compute_only_when_the_runner_has_it() -> None:
     runner = FakeGpuRunner()
-    result = prof.measure(runner, 2, warmup=1, iterations=5)
+    result = measure(runner, 2, warmup=1, iterations=5)
     assert runner.compute_calls == 5
     assert result.compute_only is not None and result.compute_only.median == pytest.approx(2.0)
     assert result.compute_only.throughput == pytest.approx(1000.0)  # 2 images in 2 ms
 
 
 def test_measure_needs_iterations_or_duration() -> None:
-    with pytest.raises(prof.InvalidOptionError):
-        prof.measure(FakeRunner(), 1, iterations=0)
+    with pytest.raises(InvalidOptionError):
+        measure(FakeRunner(), 1, iterations=0)
 
 
 # --- per layer (synthetic profiles) ------------------------------------------------------------------------
@@ -145,7 +150,7 @@ def test_ort_profile_aggregation_drops_the_warmup_and_keeps_shares_summing_to_on
     for start in (200, 400):
         events += [_run_event(start, 100), _node_event("conv", "Conv", start + 1, 300)]
         events += [_node_event("gelu", "Gelu", start + 2, 100), _node_event("add", "Add", start + 3, 100)]
-    rows = prof.aggregate_ort_profile(events, top=1)
+    rows = aggregate_ort_profile(events, top=1)
     assert (rows[0].name, rows[0].op_type) == ("conv", "Conv")
     assert rows[0].mean_ms == pytest.approx(0.3) and rows[0].share == pytest.approx(0.6)
     assert rows[1].name == "(2 other layers)" and rows[1].mean_ms == pytest.approx(0.2)
@@ -155,6 +160,7 @@ def test_ort_profile_aggregation_drops_the_warmup_and_keeps_shares_summing_to_on
 def test_trt_layer_profiler_attaches_to_the_context(monkeypatch: pytest.MonkeyPatch) -> None:
     """TensorRT cannot run here: a stand-in module checks the IProfiler wiring (warm-up unprofiled)."""
     from convnext_export.runners import trt_runner
+    from convnext_export.trt import env as trt_env
 
     class IProfiler:
         def __init__(self) -> None:
@@ -172,9 +178,9 @@ def test_trt_layer_profiler_attaches_to_the_context(monkeypatch: pytest.MonkeyPa
                 self._context.profiler.report_layer_time("gelu", 1.0)
             return super()._infer(batch)
 
-    monkeypatch.setattr(trt_runner, "_import_tensorrt", lambda: types.SimpleNamespace(IProfiler=IProfiler))
+    monkeypatch.setattr(trt_env, "import_tensorrt", lambda: types.SimpleNamespace(IProfiler=IProfiler))
     monkeypatch.setattr(trt_runner, "TrtRunner", StandIn)
-    rows = prof.layer_profile_trt("model.plan", 2, iterations=4)
+    rows = layer_profile_trt("model.plan", 2, iterations=4)
     assert [(r.name, r.mean_ms, r.share) for r in rows] == [("conv", 3.0, 0.75), ("gelu", 1.0, 0.25)]
 
 
@@ -185,7 +191,7 @@ def _export(path: Path, batch: int | None = None) -> Path:
     import torch
 
     from convnext_export import create_model
-    from convnext_export.export import export_onnx
+    from convnext_export.export.trace import export_onnx
 
     torch.manual_seed(0)
     return export_onnx(create_model("test", num_classes=10), path, image_size=64, batch=batch, seed=0)
@@ -211,7 +217,7 @@ def test_profile_writes_json_csv_and_png(onnx_file: Path, tmp_path: Path) -> Non
     assert "onnxruntime" in system["versions"]
     with (out / "latency.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
-    assert tuple(rows[0]) == prof.CSV_COLUMNS
+    assert tuple(rows[0]) == CSV_COLUMNS
     assert [int(r["batch_size"]) for r in rows] == [1, 2]
     assert all(float(r["p90_ms"]) <= float(r["p99_ms"]) <= float(r["max_ms"]) for r in rows)
     assert all(r["compute_median_ms"] == "" for r in rows)
@@ -246,7 +252,7 @@ def test_torch_backend_rebuilds_the_model_from_metadata(onnx_file: Path, tmp_pat
 
     threads = torch.get_num_threads()
     try:
-        run = prof.profile_all([onnx_file], ["torch"], [1], threads=1, warmup=1, iterations=2)
+        run = profile_all([onnx_file], ["torch"], [1], threads=1, warmup=1, iterations=2)
     finally:
         torch.set_num_threads(threads)  # torch's thread count is process-wide
     (result,) = run.results
@@ -276,7 +282,7 @@ def test_unavailable_backends_are_skipped_and_the_rest_runs(onnx_file: Path, tmp
 
 def test_static_batch_sizes_other_than_their_own_are_skipped(tmp_path: Path) -> None:
     static = _export(tmp_path / "static.onnx", batch=2)
-    run = prof.profile_all([static], None, [1, 2], iterations=2, warmup=0)
+    run = profile_all([static], None, [1, 2], iterations=2, warmup=0)
     assert [r.batch_size for r in run.results] == [2]
     assert [(s.batch_size, s.reason) for s in run.skipped] == [(1, "static batch 2")]
 
@@ -290,8 +296,8 @@ def test_nothing_measured_exits_3(onnx_file: Path, tmp_path: Path) -> None:
 def test_reports_without_matplotlib_note_the_missing_plot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("matplotlib", "matplotlib.figure", "matplotlib.backends", "matplotlib.backends.backend_agg"):
         monkeypatch.setitem(sys.modules, name, None)  # None in sys.modules makes the import fail
-    result = prof.measure(FakeRunner(), 1, warmup=0, iterations=3)
-    paths = prof.write_reports([result], prof.system_info(1), tmp_path)
+    result = measure(FakeRunner(), 1, warmup=0, iterations=3)
+    paths = write_reports([result], system_info(1), tmp_path)
     assert set(paths) == {"json", "csv"} and not (tmp_path / "latency.png").exists()
     assert "matplotlib is not installed" in json.loads(paths["json"].read_text())["plot"]
 

@@ -14,17 +14,19 @@ import pytest
 from onnx import numpy_helper
 from typer.testing import CliRunner
 
-from convnext_export.calibration import CalibrationDataError, load_calibration_set
 from convnext_export.cli import app
-from convnext_export.export import export_onnx, read_metadata
+from convnext_export.data.preprocess import eval_config, find_images, preprocess_batch
+from convnext_export.export.metadata import read_metadata
+from convnext_export.export.optimize import optimize_onnx
+from convnext_export.export.trace import export_onnx
 from convnext_export.model.factory import create_model
-from convnext_export.optimize import optimize_onnx
-from convnext_export.precision import convert_fp16, layer_norm_nodes
-from convnext_export.preprocess import eval_config, find_images, preprocess_batch
-from convnext_export.qdq_rules import check_trt_qdq
-from convnext_export.quantize import quantize_int8
+from convnext_export.pipeline.stages import judged_logits
+from convnext_export.precision.calibration import CalibrationDataError, load_calibration_set
+from convnext_export.precision.fp16 import convert_fp16, layer_norm_nodes
+from convnext_export.precision.int8 import quantize_int8
+from convnext_export.precision.qdq_rules import check_trt_qdq
+from convnext_export.precision.sensitivity import layer_groups, parse_accuracy_target, quantize_to_target, quantizer_for
 from convnext_export.runners import OrtRunner
-from convnext_export.sensitivity import layer_groups, parse_accuracy_target, quantize_to_target, quantizer_for
 
 DIGITS = Path(__file__).parent / "data" / "digits"
 WEIGHTS = DIGITS / "convnext_digits.safetensors"
@@ -186,7 +188,8 @@ def test_layer_groups_cover_every_compute_node(digits: dict) -> None:
 def test_accuracy_target_keeps_the_most_sensitive_groups_in_float(digits: dict, tmp_path: Path) -> None:
     quantize = quantizer_for(digits["calibration"], digits["fp32"], "trt", "minmax", digits["cache"])
     target = parse_accuracy_target("cosine=0.9999")  # stricter than plain INT8 reaches on this model
-    report = quantize_to_target(digits["fp32"], tmp_path / "t.onnx", quantize, digits["x"][:64], target)
+    logits_of = judged_logits(digits["x"][:64])  # each candidate as it is judged: Q/DQ emulated in float
+    report = quantize_to_target(digits["fp32"], tmp_path / "t.onnx", quantize, logits_of, target)
     assert report.score_all_quantized < 0.9999 <= report.final_score
     assert report.kept_in_float and set(report.kept_in_float) <= set(report.group_damage)
     worst = sorted(report.group_damage, key=report.group_damage.get, reverse=True)

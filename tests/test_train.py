@@ -15,7 +15,7 @@ import torch
 from safetensors import safe_open
 
 import convnext_export
-from convnext_export.train import (
+from convnext_export.model.train import (
     EpochRecord,
     TrainConfig,
     cosine_lr,

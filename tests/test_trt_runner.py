@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convnext_export import cuda_runtime
 from convnext_export.errors import ConvNeXtExportError, InvalidOptionError
 from convnext_export.runners import trt_runner
 from convnext_export.runners.trt_runner import TrtRunner, check_in_profile, profile_bounds
+from convnext_export.trt import cuda as cuda_runtime
+from convnext_export.trt.errors import TensorRTUnavailableError
 
 SIZE = 64
 
@@ -32,7 +33,7 @@ _WITHOUT_BACKENDS = textwrap.dedent(
     import sys
     for name in ("torch", "tensorrt", "cuda", "onnxruntime"):
         sys.modules[name] = None  # import of any of them now fails
-    import convnext_export.cuda_runtime as cuda_runtime
+    import convnext_export.trt.cuda as cuda_runtime
     import convnext_export.runners.trt_runner as trt_runner
     from convnext_export.errors import ConvNeXtExportError
     try:
@@ -110,9 +111,9 @@ def test_device_count_is_zero_when_the_runtime_reports_no_device(monkeypatch: py
 
 
 def test_no_gpu_is_a_one_line_runner_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(trt_runner, "_import_tensorrt", lambda: types.SimpleNamespace(__version__="10.3.0"))
+    monkeypatch.setattr(trt_runner, "import_tensorrt", lambda: types.SimpleNamespace(__version__="10.3.0"))
     fake_cudart(monkeypatch, cudaGetDeviceCount=lambda: (FakeError("cudaErrorNoDevice", 100), 0))
-    with pytest.raises(trt_runner.TensorRTUnavailableError, match="no NVIDIA GPU found"):
+    with pytest.raises(TensorRTUnavailableError, match="no NVIDIA GPU found"):
         TrtRunner("x.plan")
 
 
@@ -168,7 +169,7 @@ def test_batch_outside_the_profile_names_the_range() -> None:
 
 
 def test_missing_sidecar_skips_the_compatibility_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from convnext_export import engine_meta
+    from convnext_export.trt import sidecar as engine_meta
 
     seen: list[object] = []
     monkeypatch.setattr(engine_meta, "check_compatible", lambda *args: seen.append(args))
@@ -202,7 +203,7 @@ def artifacts(gpu: None, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
     """The `test` variant exported with a dynamic batch, and its FP32 engine for batches 1..4."""
     import torch
 
-    from convnext_export.export import export_onnx
+    from convnext_export.export.trace import export_onnx
     from convnext_export.model.factory import create_model
 
     folder = tmp_path_factory.mktemp("trt")
@@ -213,7 +214,8 @@ def artifacts(gpu: None, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
 
 def build_fp32_engine(onnx_path: Path, engine_path: Path) -> Path:
     """The project's own builder, with a dynamic-batch profile of 1..4 (optimum 2)."""
-    from convnext_export.engine import EngineSettings, build_engine
+    from convnext_export.trt.builder import build_engine
+    from convnext_export.trt.settings import EngineSettings
 
     build_engine(onnx_path, engine_path, EngineSettings(min_batch=1, opt_batch=2, max_batch=4))
     return engine_path

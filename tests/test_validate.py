@@ -16,12 +16,10 @@ from onnx import numpy_helper
 from PIL import Image
 
 from convnext_export.contract import INPUT_NAME, LOGITS_NAME
+from convnext_export.data.preprocess import eval_config
 from convnext_export.errors import ImageError, InvalidOptionError, UnknownNameError
-from convnext_export.model.factory import create_model
-from convnext_export.preprocess import eval_config
-from convnext_export.runners import OrtRunner, Runner, TorchRunner
-from convnext_export.stats import wilson_interval
-from convnext_export.validate import (
+from convnext_export.evaluation.stats import wilson_interval
+from convnext_export.evaluation.validate import (
     THRESHOLDS,
     ValidationError,
     compare_outputs,
@@ -31,6 +29,8 @@ from convnext_export.validate import (
     thresholds_for,
     validate_runner,
 )
+from convnext_export.model.factory import create_model
+from convnext_export.runners import OrtRunner, Runner, TorchRunner
 
 SIZE = 64
 

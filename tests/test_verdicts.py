@@ -20,16 +20,18 @@ import typer
 from onnx import helper, numpy_helper
 from typer.testing import CliRunner
 
-from convnext_export import quantize as quantize_module
-from convnext_export.calibration import load_calibration_set, load_calibration_split
 from convnext_export.cli import app
 from convnext_export.cli.check_cmd import check
-from convnext_export.cpu_isa import ISA_ENV, cpu_int8_settings, host_isa, isa_class
-from convnext_export.export import read_metadata
-from convnext_export.pipeline import BuildRequest, ModelRequest, build
-from convnext_export.preprocess import eval_config
+from convnext_export.data.preprocess import eval_config
+from convnext_export.export.metadata import read_metadata
+from convnext_export.model.reference import ModelRequest
+from convnext_export.pipeline.build import build
+from convnext_export.pipeline.request import BuildRequest
+from convnext_export.pipeline.stages import QdqRuleError
+from convnext_export.precision import int8 as quantize_module
+from convnext_export.precision.calibration import load_calibration_set, load_calibration_split
+from convnext_export.precision.cpu_isa import ISA_ENV, cpu_int8_settings, host_isa, isa_class
 from convnext_export.runners import OrtRunner
-from convnext_export.stages import QdqRuleError
 
 DIGITS = Path(__file__).parent / "data" / "digits"
 WEIGHTS = DIGITS / "convnext_digits.safetensors"
@@ -169,7 +171,7 @@ def test_cpu_artifact_for_avx2_uses_seven_bit_weights_and_warns_elsewhere(
 def _qdq_before_layer_norm(path: Path) -> None:
     """Put a Q/DQ pair on the input of the first LayerNormalization that a residual Add feeds (through the
     channels-last Transpose)."""
-    from convnext_export.qdq_rules import upstream
+    from convnext_export.precision.qdq_rules import upstream
 
     model = onnx.load(path)
     producer = {o: n for n in model.graph.node for o in n.output}

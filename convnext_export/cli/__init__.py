@@ -1,5 +1,5 @@
 """Command-line interface (Typer)."""
 
-from .app import app, main
+from convnext_export.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from ..errors import ConvNeXtExportError
+from convnext_export.errors import ConvNeXtExportError
 
 F = TypeVar("F", bound=Callable[..., Any])
 

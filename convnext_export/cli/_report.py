@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from ._console import stdout_console
+from convnext_export.cli._console import stdout_console
 
 if TYPE_CHECKING:
-    from ..validate import ValidationResult
+    from convnext_export.evaluation.validate import ValidationResult
 
 SHOWN_METRICS = ("cosine", "cosine_share", "max_abs_rel", "max_abs", "top1_agreement", "top5_agreement")
 
@@ -24,7 +24,7 @@ def emit_json(data: object, target: Path | None) -> None:
     if str(target) == "-":
         typer.echo(text)
         return
-    from .._atomic import atomic_path
+    from convnext_export._atomic import atomic_path
 
     with atomic_path(target) as tmp:
         tmp.write_text(text + "\n")

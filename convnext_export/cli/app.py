@@ -10,8 +10,8 @@ from typing import Annotated
 
 import typer
 
-from .. import __version__
-from . import (
+from convnext_export import __version__
+from convnext_export.cli import (
     build_cmd,
     bundle_cmd,
     check_cmd,

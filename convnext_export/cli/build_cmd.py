@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ._console import stdout_console
-from ._errors import report_user_errors
-from ._progress import stage_progress
-from ._report import print_validation, verdict_markup
-from .options import (
+from convnext_export.cli._console import stdout_console
+from convnext_export.cli._errors import report_user_errors
+from convnext_export.cli._progress import stage_progress
+from convnext_export.cli._report import print_validation, verdict_markup
+from convnext_export.cli.options import (
     AccuracyTarget,
     Batch,
     BatchSizes,
@@ -46,7 +46,7 @@ from .options import (
 )
 
 if TYPE_CHECKING:
-    from ..pipeline import BuildResult
+    from convnext_export.pipeline.results import BuildResult
 
 OutputDir = Annotated[
     Path | None, typer.Option("--output-dir", "-o", help="Build directory (default: artifacts/convnext_<variant>).")
@@ -102,11 +102,12 @@ def build(
     ] = 20,
 ) -> None:
     """Model -> ONNX -> optimized ONNX -> [FP16, INT8] -> validation of each against eager PyTorch -> report."""
-    from ..engine import EngineSettings
-    from ..ondevice import build_from_onnx
-    from ..pipeline import BuildRequest, ModelRequest
-    from ..pipeline import build as run_build
-    from ..validate import parse_batch_sizes
+    from convnext_export.evaluation.validate import parse_batch_sizes
+    from convnext_export.model.reference import ModelRequest
+    from convnext_export.pipeline.build import build as run_build
+    from convnext_export.pipeline.ondevice import build_from_onnx
+    from convnext_export.pipeline.request import BuildRequest
+    from convnext_export.trt.settings import EngineSettings
 
     wanted = requested_precisions(precision, fp16, int8)
     request = BuildRequest(

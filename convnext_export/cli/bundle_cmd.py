@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ._console import stdout_console
-from ._errors import report_user_errors
+from convnext_export.cli._console import stdout_console
+from convnext_export.cli._errors import report_user_errors
 
 bundle_app = typer.Typer(help="Deploy bundles: verify the files of a build directory.", no_args_is_help=True)
 
@@ -17,7 +17,7 @@ bundle_app = typer.Typer(help="Deploy bundles: verify the files of a build direc
 @report_user_errors
 def verify(directory: Annotated[Path, typer.Argument(help="The build directory (holds manifest.json).")]) -> None:
     """Check every file in the manifest (present, size, sha256); exit 1 on any mismatch or missing file."""
-    from ..bundle import verify_bundle
+    from convnext_export.pipeline.bundle import verify_bundle
 
     result = verify_bundle(directory)
     console = stdout_console()

@@ -7,17 +7,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ._console import stdout_console
-from ._errors import report_user_errors
-from ._report import emit_json
-from .options import Variant, Weights
+from convnext_export.cli._console import stdout_console
+from convnext_export.cli._errors import report_user_errors
+from convnext_export.cli._report import emit_json
+from convnext_export.cli.options import Variant, Weights
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from ..check import CheckResult
-    from ..contract import ArtifactMetadata
-    from ..preprocess import PreprocessConfig
+    from convnext_export.contract import ArtifactMetadata
+    from convnext_export.data.preprocess import PreprocessConfig
+    from convnext_export.evaluation.check.results import CheckResult
 
 Markdown = Annotated[
     Path | None, typer.Option("--markdown", help="Write a Markdown table ($GITHUB_STEP_SUMMARY); '-' for stdout.")
@@ -54,8 +54,11 @@ def check(
     junit: Junit = None,
 ) -> None:
     """Measure top-1/top-5 of eager PyTorch and each artifact on labelled images; fail on accuracy loss."""
-    from ..check import CheckThresholds, check_baseline_dataset, check_classes, load_baseline, load_dataset, run_check
-    from ..errors import InvalidOptionError
+    from convnext_export.data.datasets import check_classes, load_dataset
+    from convnext_export.errors import InvalidOptionError
+    from convnext_export.evaluation.check.baseline import check_baseline_dataset, load_baseline
+    from convnext_export.evaluation.check.gate import run_check
+    from convnext_export.evaluation.check.results import CheckThresholds
 
     thresholds = CheckThresholds(max_top1_drop, min_agreement, max_latency_regression, min_images)
     if update_baseline and baseline is None:
@@ -78,7 +81,7 @@ def check(
 
 
 def _artifact_paths(artifacts: str) -> list[Path]:
-    from ..errors import InvalidOptionError
+    from convnext_export.errors import InvalidOptionError
 
     paths = [Path(p.strip()) for p in artifacts.split(",") if p.strip()]
     missing = [str(p) for p in paths if not p.is_file()]
@@ -89,15 +92,15 @@ def _artifact_paths(artifacts: str) -> list[Path]:
 
 def _first_metadata(paths: list[Path]) -> ArtifactMetadata | None:
     """The first artifact's export metadata (for an engine: its sibling ONNX's), None when there is none."""
-    from ..infer import artifact_metadata
+    from convnext_export.export.metadata import artifact_metadata
 
     return artifact_metadata(paths[0]) if paths else None
 
 
 def _reference(metadata: ArtifactMetadata | None, variant: str | None, weights: str | None) -> nn.Module:
     """Eager model from the first artifact's metadata unless --variant/--weights say otherwise."""
-    from ..errors import InvalidOptionError
-    from ..reference import ModelRequest, load_model, reference_model
+    from convnext_export.errors import InvalidOptionError
+    from convnext_export.model.reference import ModelRequest, load_model, reference_model
 
     if metadata is not None:
         return reference_model(metadata, variant, weights)
@@ -107,7 +110,7 @@ def _reference(metadata: ArtifactMetadata | None, variant: str | None, weights: 
 
 
 def _preprocess(metadata: ArtifactMetadata | None, reference: nn.Module) -> PreprocessConfig:
-    from ..preprocess import PreprocessConfig, eval_config
+    from convnext_export.data.preprocess import PreprocessConfig, eval_config
 
     if metadata is not None:
         return PreprocessConfig.from_dict(metadata.preprocessing)
@@ -127,7 +130,7 @@ def _write(text: str, target: Path | None) -> None:
     if str(target) == "-":
         typer.echo(text, nl=False)
         return
-    from .._atomic import atomic_path
+    from convnext_export._atomic import atomic_path
 
     with atomic_path(target) as tmp:
         tmp.write_text(text, "utf-8")
@@ -135,7 +138,7 @@ def _write(text: str, target: Path | None) -> None:
 
 def _report(result: CheckResult, json_out: Path | None, markdown: Path | None, junit: Path | None) -> None:
     """The table and verdict on stdout, then the report files (written on failure too: CI reads them then)."""
-    from ..check import to_json, to_junit_xml, to_markdown
+    from convnext_export.evaluation.check.report import to_json, to_junit_xml, to_markdown
 
     if "-" not in (str(json_out), str(markdown), str(junit)):
         _print(result)
@@ -148,7 +151,8 @@ def _print(result: CheckResult) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from ..check import EAGER, figure_status
+    from convnext_export.evaluation.check.report import figure_status
+    from convnext_export.evaluation.check.results import EAGER
 
     d = result.dataset
     system = f"CPU int8 class {result.system.get('isa')}, onnxruntime {result.system.get('onnxruntime')}"
@@ -184,7 +188,7 @@ def _print(result: CheckResult) -> None:
 
 def _update(result: CheckResult, baseline: Path) -> None:
     """Write the baseline only from a passing run: a regression is never blessed."""
-    from ..check import write_baseline
+    from convnext_export.evaluation.check.baseline import write_baseline
 
     if not result.passed:
         typer.echo(f"baseline not written: {len(result.failures)} failing figure(s); fix them first", err=True)

@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from ._console import stdout_console
-from ._errors import report_user_errors
-from ._progress import stage_progress
-from .options import (
+from convnext_export.cli._console import stdout_console
+from convnext_export.cli._errors import report_user_errors
+from convnext_export.cli._progress import stage_progress
+from convnext_export.cli.options import (
     Batch,
     Ema,
     Features,
@@ -50,7 +50,10 @@ def export(
     seed: Seed = 0,
 ) -> None:
     """Trace the eval-mode model to ONNX (input `images`, output `logits` or stage maps), then optimize it."""
-    from ..pipeline import BuildRequest, ModelRequest, default_output_dir, export_stage, load_model, prepare_output_dir
+    from convnext_export.model.reference import ModelRequest, load_model
+    from convnext_export.pipeline.build import default_output_dir, prepare_output_dir
+    from convnext_export.pipeline.request import BuildRequest
+    from convnext_export.pipeline.stages import export_stage
 
     request = BuildRequest(
         ModelRequest(variant, weights, random_init, seed, num_classes, reset_head, features, ema),

@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from ._console import stdout_console
-from ._errors import report_user_errors
-from ._report import emit_json, wants_table
-from .options import JsonOutput
+from convnext_export.cli._console import stdout_console
+from convnext_export.cli._errors import report_user_errors
+from convnext_export.cli._report import emit_json, wants_table
+from convnext_export.cli.options import JsonOutput
 
 
 @report_user_errors
@@ -25,7 +25,7 @@ def infer(
     """Classify images: the top labels with their probabilities, preprocessed as the artifact records."""
     from rich.table import Table
 
-    from ..infer import predict
+    from convnext_export.evaluation.infer import predict
 
     predictions = predict(artifact, images, top=top_k, labels_file=labels, backend=backend)
     if wants_table(json_out):

@@ -8,17 +8,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ._console import stdout_console
-from ._errors import report_user_errors
-from .options import JsonOutput
+from convnext_export.cli._console import stdout_console
+from convnext_export.cli._errors import report_user_errors
+from convnext_export.cli.options import JsonOutput
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    from ..inspect import Inspection
-    from ..trt_lint import Finding
+    from convnext_export.export.describe import Inspection
+    from convnext_export.trt.lint import Finding
 
 ModelFile = Annotated[Path, typer.Argument(help="The .onnx file to inspect.", show_default=False)]
 TrtVersion = Annotated[
@@ -35,9 +35,10 @@ def inspect(model: ModelFile, trt: TrtVersion = "10", json_out: JsonOutput = Non
 
     Exit code 1 when that version's ONNX parser or builder would reject the model (a blocker), 0 otherwise.
     """
-    from ..trt_lint import inspect_and_lint, resolve_trt_version
+    from convnext_export.trt.lint import inspect_and_lint
+    from convnext_export.trt.versions import release_of
 
-    generation = resolve_trt_version(trt)
+    generation = release_of(trt)
     facts, findings = inspect_and_lint(model, generation)
     blockers = sum(f.severity == "blocker" for f in findings)
     if str(json_out) != "-":
@@ -65,7 +66,7 @@ def _write_json(data: object, target: Path) -> None:
     if str(target) == "-":
         typer.echo(text)
         return
-    from .._atomic import atomic_path
+    from convnext_export._atomic import atomic_path
 
     with atomic_path(target) as tmp:
         tmp.write_text(text + "\n")

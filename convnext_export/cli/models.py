@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from ..model.variants import VARIANTS, ModelConfig, count_macs, count_parameters, make_config, stage_shapes
-from ._console import stdout_console
-from ._errors import report_user_errors
-from ._report import emit_json, wants_table
-from .options import Ema, ImageSize, JsonOutput, NumClasses, ResetHead, Variant, Weights
+from convnext_export.cli._console import stdout_console
+from convnext_export.cli._errors import report_user_errors
+from convnext_export.cli._report import emit_json, wants_table
+from convnext_export.cli.options import Ema, ImageSize, JsonOutput, NumClasses, ResetHead, Variant, Weights
+from convnext_export.model.variants import (
+    VARIANTS,
+    ModelConfig,
+    count_macs,
+    count_parameters,
+    make_config,
+    stage_shapes,
+)
 
 
 def _variant_row(cfg: ModelConfig) -> dict:
-    from ..weights.pretrained import list_pretrained
+    from convnext_export.weights.pretrained import list_pretrained
 
     return {
         "name": cfg.name,
@@ -59,7 +66,7 @@ def _describe_output(cfg: ModelConfig) -> str:
 
 
 def _describe_preprocessing(cfg: ModelConfig) -> str:
-    from ..preprocess import eval_config
+    from convnext_export.data.preprocess import eval_config
 
     pre = eval_config(cfg.image_size)
     h, w = pre.image_size
@@ -141,7 +148,7 @@ def info(
         cfg = make_config(variant or "tiny", **options)
         weights_info = None
     else:
-        from ..model.factory import create_model
+        from convnext_export.model.factory import create_model
 
         model = create_model(variant, weights=weights, reset_head=reset_head, ema=ema, **options)
         cfg, weights_info = model.config, model.weights_info.to_dict()

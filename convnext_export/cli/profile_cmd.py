@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ._console import stdout_console
-from ._errors import report_user_errors
-from ._report import emit_json, wants_table
-from .options import JsonOutput
+from convnext_export.cli._console import stdout_console
+from convnext_export.cli._errors import report_user_errors
+from convnext_export.cli._report import emit_json, wants_table
+from convnext_export.cli.options import JsonOutput
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..profile import LatencyResult, ProfileRun
+    from convnext_export.evaluation.latency.stats import LatencyResult, ProfileRun
 
 Artifacts = Annotated[list[Path], typer.Argument(help="ONNX files (ort-*, torch) or TensorRT engines (.plan: trt).")]
 Backends = Annotated[
@@ -46,7 +46,7 @@ _STATS = ("median", "p90", "p95", "p99", "mean", "std", "min", "max")
 
 def _timing(warmup: int | None, warmup_seconds: float | None, iterations: int | None, duration: float | None) -> dict:
     """measure()'s keywords; the count and the seconds form of one setting exclude each other."""
-    from ..errors import InvalidOptionError
+    from convnext_export.errors import InvalidOptionError
 
     if warmup is not None and warmup_seconds is not None:
         raise InvalidOptionError("--warmup and --warmup-seconds exclude each other: give one")
@@ -63,7 +63,7 @@ def _timing(warmup: int | None, warmup_seconds: float | None, iterations: int | 
 
 
 def _check_artifacts(artifacts: list[Path]) -> None:
-    from ..runners.base import artifact_error
+    from convnext_export.runners.base import artifact_error
 
     for path in artifacts:
         if not path.is_file():
@@ -75,7 +75,7 @@ def _run(artifacts: list[Path], backends: list[str] | None, sizes: list[int], **
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..profile import profile_all
+    from convnext_export.evaluation.latency.sweep import profile_all
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True)) as progress:
@@ -153,8 +153,9 @@ def profile(
 ) -> None:
     """Time each artifact per backend and batch size: median, mean, std, p90/p95/p99, min/max, throughput.
     Writes latency.json, latency.csv and latency.png. Exit 3 when every backend was skipped."""
-    from ..profile import check_backends, system_info, write_reports
-    from ..validate import parse_batch_sizes
+    from convnext_export.evaluation.latency.report import system_info, write_reports
+    from convnext_export.evaluation.validate import parse_batch_sizes
+    from convnext_export.runners.backends import check_backends
 
     timing = _timing(warmup, warmup_seconds, iterations, duration)
     sizes = parse_batch_sizes(batch_sizes)

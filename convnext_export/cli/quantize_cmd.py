@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from ._console import stdout_console
-from ._errors import report_user_errors
-from ._progress import stage_progress
-from ._report import emit_json, print_validation, wants_table
-from .options import (
+from convnext_export.cli._console import stdout_console
+from convnext_export.cli._errors import report_user_errors
+from convnext_export.cli._progress import stage_progress
+from convnext_export.cli._report import emit_json, print_validation, wants_table
+from convnext_export.cli.options import (
     AccuracyTarget,
     BatchSizes,
     Calib,
@@ -28,11 +28,10 @@ Model = Annotated[Path, typer.Argument(help="The FP32 ONNX file (as written by e
 
 
 def _fp32_metadata(model: Path) -> object:
-    from ..errors import InvalidOptionError
-    from ..export import read_metadata
-    from ..optimize import load_model as load_onnx
+    from convnext_export.errors import InvalidOptionError
+    from convnext_export.export.metadata import onnx_metadata
 
-    metadata = read_metadata(load_onnx(model))
+    metadata = onnx_metadata(model)
     if metadata is None:
         raise InvalidOptionError(f"{model} has no convnext-export metadata: export it with convnext-export first")
     if metadata.precision != "fp32":
@@ -41,8 +40,8 @@ def _fp32_metadata(model: Path) -> object:
 
 
 def _calibration_set(model: Path, calib: Path, samples: int | None, seed: int, step: object) -> object:
-    from ..calibration import CalibrationDataError, load_calibration_set
-    from ..preprocess import PreprocessConfig
+    from convnext_export.data.preprocess import PreprocessConfig
+    from convnext_export.precision.calibration import CalibrationDataError, load_calibration_set
 
     if calib is None:
         raise CalibrationDataError("INT8 needs calibration images: pass --calib DIR (e.g. calibration/samples)")
@@ -63,7 +62,7 @@ def calibrate(
     """Compute (or reuse) the INT8 calibration ranges of MODEL for CALIB; cached by model, data and method."""
     import tempfile
 
-    from ..quantize import quantize_int8
+    from convnext_export.precision.int8 import quantize_int8
 
     with stage_progress() as step:
         cset = _calibration_set(model, calib, calib_samples, seed, step)
@@ -105,14 +104,14 @@ def quantize(
 ) -> None:
     """Make the FP16 or INT8 artifact of MODEL and validate it against eager PyTorch on real images (exit 1 on
     failure): --images, else the held-out half of --calib (INT8 calibrates on the other half)."""
-    from ..calibration import CalibrationDataError
-    from ..contract import artifact_name, split_artifact_name
-    from ..pipeline import load_evaluation, require_enough_images
-    from ..preprocess import PreprocessConfig
-    from ..quantize import TARGETS, check_choice, require_quantizer
-    from ..reference import reference_model
-    from ..stages import Int8Settings, fp16_stage, int8_stage
-    from ..validate import parse_batch_sizes
+    from convnext_export.contract import artifact_name, split_artifact_name
+    from convnext_export.data.preprocess import PreprocessConfig
+    from convnext_export.evaluation.validate import parse_batch_sizes
+    from convnext_export.model.reference import reference_model
+    from convnext_export.pipeline.inputs import load_evaluation, require_enough_images
+    from convnext_export.pipeline.stages import Int8Settings, fp16_stage, int8_stage
+    from convnext_export.precision.calibration import CalibrationDataError
+    from convnext_export.precision.options import TARGETS, check_choice, require_quantizer
 
     check_choice("precision", precision, ("int8", "fp16"))
     check_choice("quantization target", target, TARGETS)

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from ._errors import report_user_errors
-from ._report import emit_json, print_validation, wants_table
-from .options import BatchSizes, EvalSamples, Images, JsonOutput, Seed, Variant, Weights
+from convnext_export.cli._errors import report_user_errors
+from convnext_export.cli._report import emit_json, print_validation, wants_table
+from convnext_export.cli.options import BatchSizes, EvalSamples, Images, JsonOutput, Seed, Variant, Weights
 
 Threshold = float | None
 DEFAULT_NOISE = 32
@@ -45,16 +45,15 @@ def validate(
 ) -> None:
     """Judge the ONNX artifact (ONNX Runtime) against eager PyTorch by its precision's row of the verdict table:
     FP32 on seeded noise and real images, reduced precision on real images only (TensorRT Q/DQ emulated)."""
-    from ..errors import InvalidOptionError
-    from ..export import read_metadata
-    from ..optimize import load_model as load_onnx
-    from ..pipeline import load_evaluation, validate_artifact
-    from ..preprocess import PreprocessConfig, eval_config
-    from ..reference import reference_model
-    from ..validate import parse_batch_sizes, thresholds_for
+    from convnext_export.data.preprocess import PreprocessConfig, eval_config
+    from convnext_export.errors import InvalidOptionError
+    from convnext_export.evaluation.validate import parse_batch_sizes, thresholds_for, validate_artifact
+    from convnext_export.export.metadata import onnx_metadata
+    from convnext_export.model.reference import reference_model
+    from convnext_export.pipeline.inputs import load_evaluation
 
     sizes = parse_batch_sizes(batch_sizes)
-    metadata = read_metadata(load_onnx(model))
+    metadata = onnx_metadata(model)
     overrides = {
         "min_cosine": min_cosine,
         "min_cosine_share": min_cosine_share,

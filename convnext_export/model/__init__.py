@@ -1,6 +1,6 @@
 """ConvNeXt definition: the variant registry (no torch needed) and the networks (torch)."""
 
-from .variants import (
+from convnext_export.model.variants import (
     VARIANTS,
     ModelConfig,
     count_macs,
@@ -29,7 +29,7 @@ __all__ = [
 def __getattr__(name: str) -> object:
     # create_model pulls in torch; import it only when asked for, so the CLI and Jetson paths stay light.
     if name == "create_model":
-        from .factory import create_model
+        from convnext_export.model.factory import create_model
 
         return create_model
     raise AttributeError(name)

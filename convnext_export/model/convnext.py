@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import LAYER_NORM_EPS, Block, LayerNorm2d, drop_path_rates, init_weights, is_tracing
-from .variants import ModelConfig, check_input_size
+from convnext_export.model.layers import LAYER_NORM_EPS, Block, LayerNorm2d, drop_path_rates, init_weights, is_tracing
+from convnext_export.model.variants import ModelConfig, check_input_size
 
 
 class _ConvNeXtBase(nn.Module):

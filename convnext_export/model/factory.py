@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from ..errors import CheckpointError, InvalidOptionError
-from .convnext import _ConvNeXtBase, build_network
-from .variants import VARIANTS, ModelConfig, describe_architecture, get_variant, make_config
+from convnext_export.errors import CheckpointError, InvalidOptionError
+from convnext_export.model.convnext import _ConvNeXtBase, build_network
+from convnext_export.model.variants import VARIANTS, ModelConfig, describe_architecture, get_variant, make_config
 
 if TYPE_CHECKING:
-    from ..weights import Checkpoint
+    from convnext_export.weights import Checkpoint
 
 # Options that describe the trunk's shape: they come from the checkpoint when weights are given.
 ARCHITECTURE_FIELDS = ("isotropic", "depths", "dims", "patch_size")
@@ -39,7 +39,7 @@ def create_model(
         model.weights_info = None
         return model
 
-    from ..weights import load_checkpoint, load_state_dict_strict
+    from convnext_export.weights import load_checkpoint, load_state_dict_strict
 
     checkpoint = load_checkpoint(weights, variant=variant, ema=ema, progress=progress)
     config = config_for_checkpoint(checkpoint, variant, reset_head=reset_head, **options)

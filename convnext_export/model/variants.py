@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ..errors import InputSizeError, InvalidOptionError, UnknownNameError
+from convnext_export.errors import InputSizeError, InvalidOptionError, UnknownNameError
 
 MLP_RATIO = 4
 DW_KERNEL = 7

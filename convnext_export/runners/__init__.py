@@ -9,12 +9,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from .base import ArtifactError, Runner
+from convnext_export.runners.base import ArtifactError, Runner
 
 if TYPE_CHECKING:
-    from .ort_runner import OrtRunner
-    from .torch_runner import TorchRunner
-    from .trt_runner import TrtRunner
+    from convnext_export.runners.ort_runner import OrtRunner
+    from convnext_export.runners.torch_runner import TorchRunner
+    from convnext_export.runners.trt_runner import TrtRunner
 
 __all__ = ["ArtifactError", "OrtRunner", "Runner", "TorchRunner", "TrtRunner"]
 

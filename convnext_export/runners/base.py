@@ -13,7 +13,7 @@ from types import TracebackType
 
 import numpy as np
 
-from ..errors import ConvNeXtExportError, InvalidOptionError
+from convnext_export.errors import ConvNeXtExportError, InvalidOptionError
 
 
 class ArtifactError(ConvNeXtExportError):
@@ -41,6 +41,7 @@ class Runner(abc.ABC):
     input_name: str
     output_names: tuple[str, ...]
     input_shape: tuple[int | None, ...] | None = None  # None: the backend accepts any NCHW shape
+    describes: str | None = None  # what this runner computes when it is not the artifact file itself
 
     _closed: bool = False
 

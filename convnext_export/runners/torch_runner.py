@@ -6,9 +6,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..contract import FEATURE_NAMES, INPUT_NAME, LOGITS_NAME, output_names
-from ..errors import InvalidOptionError
-from .base import Runner
+from convnext_export.contract import FEATURE_NAMES, INPUT_NAME, LOGITS_NAME, output_names
+from convnext_export.errors import InvalidOptionError
+from convnext_export.runners.base import Runner
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

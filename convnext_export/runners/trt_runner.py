@@ -33,30 +33,15 @@ from typing import Any
 
 import numpy as np
 
-from .. import cuda_runtime as cuda
-from ..errors import ConvNeXtExportError, InvalidOptionError
-from .base import ArtifactError, Runner, artifact_error
+from convnext_export.errors import ConvNeXtExportError, InvalidOptionError
+from convnext_export.runners.base import ArtifactError, Runner, artifact_error
+from convnext_export.trt import cuda
+from convnext_export.trt.env import import_tensorrt
+from convnext_export.trt.errors import TensorRTUnavailableError
 
 Shape = tuple[int, ...]
 
-_TRT_HINT = (
-    "TensorRT is not installed: it comes from NVIDIA's package index (pip install tensorrt) or, on Jetson, with JetPack"
-)
 _log = logging.getLogger(__name__)
-
-
-class TensorRTUnavailableError(ConvNeXtExportError):
-    """TensorRT or an NVIDIA GPU is missing on this machine."""
-
-
-def _import_tensorrt() -> Any:
-    try:
-        import tensorrt as trt
-    except (ImportError, OSError) as exc:  # OSError: the package is there but libnvinfer cannot be loaded
-        absent = isinstance(exc, ModuleNotFoundError) and exc.name == "tensorrt"
-        detail = "" if absent else f" ({' '.join(str(exc).split())[:200]})"
-        raise TensorRTUnavailableError(_TRT_HINT + detail) from None
-    return trt
 
 
 def _select_device(index: int) -> tuple[str, str]:
@@ -77,7 +62,7 @@ def _select_device(index: int) -> tuple[str, str]:
 def _check_compatible(path: Path, trt_version: str, gpu_name: str, compute_capability: str) -> None:
     """The engine's sidecar (`<engine>.json`) against this TensorRT and GPU: EngineMismatchError with a rebuild
     hint. Without a sidecar there is nothing to compare, and deserialization decides."""
-    from .. import engine_meta
+    from convnext_export.trt import sidecar as engine_meta
 
     if not engine_meta.sidecar_path(path).is_file():
         _log.debug("no sidecar next to %s: skipping the compatibility check", path)
@@ -170,7 +155,7 @@ class TrtRunner(Runner):
         self._shape: Shape | None = None
         self._output_shapes: dict[str, Shape] = {}
 
-        trt = _import_tensorrt()
+        trt = import_tensorrt()
         self.trt_version = str(trt.__version__)
         self.device = device
         self.gpu_name, self.compute_capability = _select_device(device)
@@ -396,7 +381,8 @@ class TrtRunner(Runner):
 
 def _built_version_compatible(engine_path: Path) -> bool:
     """Whether the engine's sidecar says it was built with VERSION_COMPATIBLE (no sidecar: assume not)."""
-    from ..engine_meta import EngineMetaError, read_sidecar, sidecar_path
+    from convnext_export.trt.errors import EngineMetaError
+    from convnext_export.trt.sidecar import read_sidecar, sidecar_path
 
     if not sidecar_path(engine_path).is_file():
         return False

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._files import sha256_of
-from ..errors import CheckpointError
+from convnext_export._files import sha256_of
+from convnext_export.errors import CheckpointError
 
 if TYPE_CHECKING:
     import torch

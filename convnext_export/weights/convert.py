@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..errors import CheckpointError
-from ..model.variants import describe_architecture
+from convnext_export.errors import CheckpointError
+from convnext_export.model.variants import describe_architecture
 
 if TYPE_CHECKING:
     import torch

@@ -9,10 +9,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import CheckpointError, InvalidOptionError
-from .checkpoint import read_checkpoint
-from .convert import Architecture, detect_format, infer_architecture, to_official
-from .pretrained import fetch_pretrained, find_pretrained, is_pretrained_tag
+from convnext_export.errors import CheckpointError, InvalidOptionError
+from convnext_export.weights.checkpoint import read_checkpoint
+from convnext_export.weights.convert import Architecture, detect_format, infer_architecture, to_official
+from convnext_export.weights.pretrained import fetch_pretrained, find_pretrained, is_pretrained_tag
 
 if TYPE_CHECKING:
     import torch

@@ -1,0 +1,54 @@
+"""Latency profiling: warm-up, timed iterations or a duration, robust statistics, per-layer times, reports.
+
+Conventions (DESIGN.md section 5): every artifact/backend/batch is timed end to end with `time.perf_counter`
+around `Runner.infer`, whose end is synchronous (its outputs are host NumPy arrays, so any GPU work and the
+device->host copy are finished when it returns). Runners that also measure GPU compute alone (TensorRT's
+`compute_only`, CUDA events with the input already on the device) get those samples reported apart, as
+trtexec reports "GPU Compute Time" apart from end-to-end latency. CPU runs record their thread count.
+
+Only numpy and the standard library load at import time; torch, onnxruntime, tensorrt and matplotlib are
+imported where a backend or the plot needs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from convnext_export.evaluation.latency.stats import LatencyResult
+
+
+def write_plot(results: Sequence[LatencyResult], target: Path) -> Path:
+    """Median latency against batch size per artifact/backend, a p90-p99 band, throughput (dashed) on the
+    right axis. Agg canvas, no pyplot: no global backend switch, no display needed."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from convnext_export._atomic import atomic_path
+
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    right = ax.twinx()
+    series: dict[tuple[str, str], list[LatencyResult]] = {}
+    for r in results:
+        series.setdefault((Path(r.artifact).name, r.backend), []).append(r)
+    for i, ((artifact, backend), rows) in enumerate(series.items()):
+        rows.sort(key=lambda r: r.batch_size)
+        x, stats, color = [r.batch_size for r in rows], [r.end_to_end for r in rows], f"C{i % 10}"
+        ax.plot(x, [s.median for s in stats], "o-", color=color, label=f"{artifact} ({backend})")
+        ax.fill_between(x, [s.p90 for s in stats], [s.p99 for s in stats], color=color, alpha=0.2)
+        if len(x) == 1:  # a band needs two points: show the single p90-p99 range as a bar
+            ax.vlines(x, stats[0].p90, stats[0].p99, color=color, alpha=0.4, linewidth=6)
+        right.plot(x, [s.throughput for s in stats], "s--", color=color, alpha=0.6)
+    batches = sorted({r.batch_size for r in results})
+    if len(batches) > 1:
+        ax.set_xscale("log", base=2)
+    ax.set_xticks(batches, [str(b) for b in batches])
+    ax.minorticks_off()
+    ax.set(xlabel="batch size", ylabel="latency ms (median; band p90-p99)", title="latency and throughput")
+    right.set_ylabel("throughput images/s (dashed)")
+    ax.legend(loc="upper left", fontsize="small")
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    return target

@@ -1,0 +1,145 @@
+"""Latency profiling: warm-up, timed iterations or a duration, robust statistics, per-layer times, reports.
+
+Conventions (DESIGN.md section 5): every artifact/backend/batch is timed end to end with `time.perf_counter`
+around `Runner.infer`, whose end is synchronous (its outputs are host NumPy arrays, so any GPU work and the
+device->host copy are finished when it returns). Runners that also measure GPU compute alone (TensorRT's
+`compute_only`, CUDA events with the input already on the device) get those samples reported apart, as
+trtexec reports "GPU Compute Time" apart from end-to-end latency. CPU runs record their thread count.
+
+Only numpy and the standard library load at import time; torch, onnxruntime, tensorrt and matplotlib are
+imported where a backend or the plot needs them.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from convnext_export.errors import ConvNeXtExportError
+from convnext_export.evaluation.latency.plot import write_plot
+from convnext_export.evaluation.latency.stats import PERCENTILE_METHOD, LatencyResult, Skipped
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _gpu_name() -> str | None:
+    """The first GPU's name from cuda-python (cheap, torch-free), else torch; None where neither sees one."""
+    try:
+        from convnext_export.trt import cuda as cuda_runtime
+
+        if cuda_runtime.device_count() > 0:
+            return cuda_runtime.device_properties(0)[0]
+    except ConvNeXtExportError:
+        pass
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
+def system_info(threads: int | None = None) -> dict[str, Any]:
+    """What the numbers depend on: CPU, cores, the thread count asked for, GPU, library versions."""
+    from convnext_export.pipeline.manifest import library_versions
+
+    return {
+        "cpu": _cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "threads": threads if threads is not None else "backend default",
+        "gpu": _gpu_name(),
+        "platform": platform.platform(),
+        "versions": library_versions(),
+    }
+
+
+_STAT_COLUMNS = {name: f"{name}_ms" for name in ("median", "mean", "std", "min", "max", "p90", "p95", "p99")}
+
+
+CSV_COLUMNS = (
+    "artifact",
+    "backend",
+    "batch_size",
+    "threads",
+    "warmup_iterations",
+    *_STAT_COLUMNS.values(),
+    *(f"compute_{c}" for c in _STAT_COLUMNS.values()),
+)
+
+
+def csv_row(result: LatencyResult) -> dict[str, object]:
+    row: dict[str, object] = {
+        "artifact": result.artifact,
+        "backend": result.backend,
+        "batch_size": result.batch_size,
+        "threads": "" if result.threads is None else result.threads,
+        "warmup_iterations": result.warmup.get("iterations", ""),
+    }
+    for prefix, stats in (("", result.end_to_end), ("compute_", result.compute_only)):
+        for name, column in _STAT_COLUMNS.items():
+            row[prefix + column] = "" if stats is None else getattr(stats, name)
+    return row
+
+
+def _write_csv(results: Sequence[LatencyResult], target: Path) -> Path:
+    import csv
+
+    from convnext_export._atomic import atomic_path
+
+    with atomic_path(target) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(csv_row(r) for r in results)
+    return target
+
+
+def write_reports(
+    results: Sequence[LatencyResult],
+    system: dict[str, Any],
+    out_dir: str | os.PathLike[str],
+    *,
+    skipped: Sequence[Skipped] = (),
+) -> dict[str, Path]:
+    """latency.json (everything), latency.csv (one row per artifact/backend/batch), latency.png (when
+    matplotlib is installed and something was measured; otherwise the JSON says why not). All atomic."""
+    import json
+
+    from convnext_export._atomic import atomic_path
+
+    out = Path(out_dir)
+    paths: dict[str, Path] = {}
+    plot = "latency.png"
+    if not results:
+        plot = "not drawn: nothing was measured"
+    else:
+        try:
+            paths["png"] = write_plot(results, out / "latency.png")
+        except ImportError:
+            plot = "not drawn: matplotlib is not installed (pip install matplotlib)"
+    document = {
+        "toolkit": "convnext-export",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "percentiles": f"numpy.percentile method={PERCENTILE_METHOD!r}; std ddof=0; times in ms",
+        "system": system,
+        "results": [r.to_dict() for r in results],
+        "skipped": [asdict(s) for s in skipped],
+        "plot": plot,
+    }
+    paths["json"] = out / "latency.json"
+    with atomic_path(paths["json"]) as tmp:
+        tmp.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
+    paths["csv"] = _write_csv(results, out / "latency.csv")
+    return paths

@@ -1,0 +1,149 @@
+"""The build pipeline: the only module that knows the order of the stages.
+
+model (create_model) -> export (raw ONNX) -> optimize (folds + onnxsim) -> validate against eager ->
+report + manifest. Each stage is a function of its own module; this one wires them and reports progress.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from convnext_export._atomic import atomic_path
+from convnext_export.contract import artifact_name
+from convnext_export.errors import ConvNeXtExportError
+from convnext_export.evaluation.validate import validate_artifact
+from convnext_export.model.reference import load_model
+from convnext_export.pipeline.inputs import evaluation_data, require_enough_images
+from convnext_export.pipeline.request import DEFAULT_ARTIFACTS, REPORT_NAME, BuildRequest, Progress
+from convnext_export.pipeline.results import ArtifactResult, BuildResult
+from convnext_export.pipeline.stages import export_stage, precision_artifacts, profile_stage
+from convnext_export.runners.base import MemoizedRunner
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from convnext_export.contract import ArtifactMetadata
+
+
+def default_output_dir(model: nn.Module) -> Path:
+    return DEFAULT_ARTIFACTS / f"convnext_{model.config.name}"
+
+
+def prepare_output_dir(path: Path) -> Path:
+    """Create the build directory, or fail in one line if it cannot be written."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise ConvNeXtExportError(f"cannot write to output directory {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def build(request: BuildRequest, progress: Progress | None = None) -> BuildResult:
+    """export -> optimize -> [fp16, int8] -> engines -> validate each against eager -> bundle + manifest."""
+    from convnext_export.export.metadata import onnx_metadata
+    from convnext_export.pipeline.stages import engine_stage
+    from convnext_export.runners import TorchRunner
+    from convnext_export.trt.settings import EngineSettings
+
+    step = progress or (lambda _: None)
+    step("loading model")
+    model = load_model(request.model)
+    out = prepare_output_dir(request.output_dir or default_output_dir(model))
+    fp32_path = out / artifact_name(f"convnext_{model.config.name}", "fp32")
+    step("exporting and optimizing ONNX" if request.optimize else "exporting ONNX")
+    optimize_report = export_stage(model, fp32_path, request)
+    metadata = onnx_metadata(fp32_path)
+    calibration, evaluation = evaluation_data(request, metadata, step)
+    require_enough_images(request.precisions, evaluation)
+    with MemoizedRunner(TorchRunner(model)) as eager:
+        step("validating fp32 against eager PyTorch")
+        validation = validate_artifact(eager, fp32_path, evaluation.fp32_sets, request.batch_sizes)
+        evaluation.describe(validation)
+        details = optimize_report.to_dict() if optimize_report else {}
+        stage = "optimize" if request.optimize else "export"
+        artifacts = [ArtifactResult("fp32", fp32_path, stage, validation, details)]
+        artifacts += precision_artifacts(eager, fp32_path, evaluation, calibration, request, step)
+        settings = request.engine or EngineSettings()
+        engines, skipped, recipes = engine_stage(artifacts, eager, evaluation, settings, request.batch_sizes, step)
+    result = BuildResult(
+        out,
+        artifacts,
+        request.model.random_init,
+        out / "manifest.json",
+        metadata,
+        calibration.summary() if calibration is not None else None,
+        engines,
+        skipped,
+        evaluation=evaluation.description,
+    )
+    if request.profile:
+        step("profiling every artifact (ONNX Runtime CPU; TensorRT for engines)")
+        profile_stage(result, request)
+    step("writing the bundle: report, labels, build script, manifest")
+    write_bundle(result, recipes, request)
+    return result
+
+
+def write_bundle(result: BuildResult, recipes: list, request: BuildRequest) -> None:
+    """Report, labels, calibration cache, engine build script, and last the manifest over all of them."""
+    from convnext_export.pipeline.bundle import copy_calibration_cache, write_build_script, write_labels
+    from convnext_export.pipeline.manifest import record_artifact, write_manifest
+
+    out = result.output_dir
+    report_path = write_report(out, result, request)
+    records = [record_artifact(out, a.path, a.stage, a.precision, opset=request.opset) for a in result.artifacts]
+    for engine in result.engines:
+        records.append(record_artifact(out, engine.path, "engine", engine.precision, **engine.details))
+        sidecar = engine.path.with_name(engine.path.name + ".json")
+        if sidecar.is_file():
+            records.append(record_artifact(out, sidecar, "engine-metadata"))
+    cache = next((a.details.get("cache_path") for a in result.artifacts if a.details.get("cache_path")), None)
+    extras = [
+        (report_path, "report"),
+        (write_labels(out, result.metadata.labels), "labels"),
+        (copy_calibration_cache(out, cache), "calibration-cache"),
+        (write_build_script(out, recipes), "script"),
+    ]
+    extras += [(path, "profile") for path in result.latency_files]
+    records += [record_artifact(out, path, stage) for path, stage in extras if path is not None]
+    validation = {a.precision: a.validation.passed for a in [*result.artifacts, *result.engines] if a.validation}
+    skipped = [vars(s) for s in result.skipped_engines]
+    write_manifest(
+        out, records, model=_model_section(result.metadata, request), validation=validation, engines_skipped=skipped
+    )
+
+
+def _model_section(metadata: ArtifactMetadata, request: BuildRequest) -> dict:
+    section = {k: v for k, v in vars(metadata).items() if k != "labels"}
+    section["random_init"] = request.model.random_init
+    section["num_labels"] = len(metadata.labels) if metadata.labels else 0
+    return section
+
+
+def write_report(out: Path, result: BuildResult, request: BuildRequest) -> Path:
+    document = {
+        "model": _model_section(result.metadata, request),
+        "calibration": result.calibration,
+        "evaluation": result.evaluation,
+        "artifacts": [
+            {
+                "precision": a.precision,
+                "path": a.path.name,
+                "stage": a.stage,
+                "details": a.details,
+                "validation": a.validation.to_dict() if a.validation else None,
+            }
+            for a in [*result.artifacts, *result.engines]
+        ],
+        "engines_skipped": [vars(s) for s in result.skipped_engines],
+        "latency": result.latency,
+    }
+    target = out / REPORT_NAME
+    with atomic_path(target) as tmp:
+        tmp.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    return target

@@ -1,0 +1,76 @@
+"""The build pipeline: the only module that knows the order of the stages.
+
+model (create_model) -> export (raw ONNX) -> optimize (folds + onnxsim) -> validate against eager ->
+report + manifest. Each stage is a function of its own module; this one wires them and reports progress.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from convnext_export.errors import InvalidOptionError
+from convnext_export.model.reference import ModelRequest
+
+if TYPE_CHECKING:
+    from convnext_export.trt.settings import EngineSettings
+
+
+DEFAULT_ARTIFACTS = Path("artifacts")
+
+
+REPORT_NAME = "report.json"
+
+
+Progress = Callable[[str], None]
+
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+INT8_TARGETS = ("trt", "cpu")
+
+
+@dataclass
+class BuildRequest:
+    model: ModelRequest
+    output_dir: Path | None = None
+    image_size: str | None = None
+    batch: str | int | None = None
+    opset: int = 17
+    optimize: bool = True
+    images: Path | None = None
+    samples: int = 32
+    batch_sizes: tuple[int, ...] = (1, 8)
+    precisions: tuple[str, ...] = ("fp32",)
+    calib: Path | None = None
+    calib_samples: int | None = None
+    eval_samples: int | None = None  # held-out evaluation images taken from --calib when --images is absent
+    calib_method: str = "minmax"
+    accuracy_target: str | None = None
+    quantizer: str = "ort"
+    engine: EngineSettings | None = None  # None: EngineSettings() defaults
+    require_engine: bool = False
+    profile: bool = True  # end the build with a latency profile of every artifact, kept in the bundle
+    profile_iterations: int = 20
+
+    def __post_init__(self) -> None:
+        """Reject bad settings before any model is loaded (the API gets the same checks as the CLI)."""
+        from convnext_export.export.trace import check_opset, parse_batch
+        from convnext_export.precision.options import CALIBRATION_METHODS, check_choice, require_quantizer
+        from convnext_export.precision.sensitivity import parse_accuracy_target
+
+        check_opset(self.opset)
+        parse_batch(self.batch)
+        if self.samples < 1:
+            raise InvalidOptionError(f"samples must be >= 1, got {self.samples}")
+        for precision in self.precisions:
+            check_choice("precision", precision, PRECISIONS)
+        check_choice("calibration method", self.calib_method, CALIBRATION_METHODS)
+        require_quantizer(self.quantizer)
+        if "int8" in self.precisions and self.calib is None:
+            raise InvalidOptionError("INT8 needs calibration images: pass --calib DIR (e.g. calibration/samples)")
+        if self.accuracy_target is not None:
+            parse_accuracy_target(self.accuracy_target)

@@ -1,0 +1,94 @@
+"""Quantize stage: two INT8 artifacts from the optimized FP32 ONNX, each for its own target.
+
+- TensorRT ("int8-trt"): explicit quantization, QuantizeLinear/DequantizeLinear (Q/DQ) nodes placed by
+  TensorRT's rules (DESIGN.md section 3): symmetric int8 (zero point 0), per-channel weight scales,
+  per-tensor activation scales, Q/DQ only on the inputs of Conv/MatMul/Gemm (plus the Conv outputs that
+  feed LayerNorm, which lets TensorRT pick int8-in normalization kernels), bias not quantized,
+  LayerNorm and GELU computed in higher precision. TensorRT 11 takes precision from this file alone.
+- ONNX Runtime CPU ("int8-cpu"): the format that measured fastest here, U8S8 QOperator (QLinearConv,
+  QGemm, ...), after fusing the erf-GELU pattern into ORT's single Gelu kernel (it is 4 float ops on the
+  widest tensor otherwise). Not for TensorRT: its parser rejects QLinear* operators.
+
+Both use onnxruntime.quantization with one calibration: the tensor ranges are cached in ORT's own JSON
+format under a key made of the model's, the data's and the settings' digests, so a rebuild with the same
+model, data and preprocessing skips calibration, and any change misses the cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def gelu_fused_source(fp32_path: Path, target: str, directory: Path) -> Iterator[Path]:
+    """The model quantize_static reads: the FP32 file (TensorRT), or a temporary GELU-fused copy (CPU) that is
+    removed afterwards, also on failure."""
+    if target != "cpu":
+        yield fp32_path
+        return
+    import tempfile
+
+    import onnx
+
+    from convnext_export.export.graph import Graph
+
+    model = onnx.load(fp32_path)
+    fuse_gelu(Graph(model))
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=directory, prefix=".gelu-fused-") as scratch:
+        source = Path(scratch) / fp32_path.name
+        onnx.save(model, source)
+        yield source
+
+
+def fuse_gelu(graph: object) -> int:
+    """x * 0.5 * (1 + erf(x / sqrt(2))) as exported, 5 nodes -> com.microsoft Gelu (the same exact function).
+
+    ONNX Runtime only; the TensorRT artifact keeps the standard ops its parser knows at opset 17.
+    """
+    from onnx import helper
+
+    count = 0
+    for div in [n for n in graph.graph.node if n.op_type == "Div"]:
+        chain = _erf_gelu_chain(graph, div)
+        if chain is None:
+            continue
+        nodes = graph.graph.node
+        position = list(nodes).index(div)
+        gelu = helper.make_node(
+            "Gelu", [div.input[0]], [chain[-1].output[0]], domain="com.microsoft", name=f"{div.name}_gelu"
+        )
+        for node in chain:
+            nodes.remove(node)
+        nodes.insert(position, gelu)
+        graph.refresh()
+        count += 1
+    if count and not any(o.domain == "com.microsoft" for o in graph.model.opset_import):
+        graph.model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return count
+
+
+def _scalar(graph: object, node: object, value: float) -> bool:
+    from convnext_export.export.graph import const_input
+
+    constant = const_input(graph, node)
+    return constant is not None and constant[1].size == 1 and abs(float(constant[1].reshape(-1)[0]) - value) < 1e-4
+
+
+def _erf_gelu_chain(graph: object, div: object) -> list | None:
+    """[Div(x, sqrt2), Erf, Add(1), Mul(x), Mul(0.5)] when `div` starts that exact pattern."""
+    if not _scalar(graph, div, 2**0.5) or graph.const(div.input[1]) is None:
+        return None
+    x, chain, node = div.input[0], [div], div
+    for op, check in (("Erf", None), ("Add", 1.0), ("Mul", "x"), ("Mul", 0.5)):
+        node = graph.sole_consumer(node.output[0])
+        if node is None or node.op_type != op:
+            return None
+        if check == "x" and x not in node.input:
+            return None
+        if isinstance(check, float) and not _scalar(graph, node, check):
+            return None
+        chain.append(node)
+    return chain
