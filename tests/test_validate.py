@@ -19,14 +19,13 @@ from convnext_export.contract import INPUT_NAME, LOGITS_NAME
 from convnext_export.data.preprocess import eval_config
 from convnext_export.errors import ImageError, InvalidOptionError, UnknownNameError
 from convnext_export.evaluation.stats import wilson_interval
+from convnext_export.evaluation.metrics import compare_outputs
+from convnext_export.evaluation.thresholds import THRESHOLDS, thresholds_for
 from convnext_export.evaluation.validate import (
-    THRESHOLDS,
     ValidationError,
-    compare_outputs,
     image_inputs,
     parse_batch_sizes,
     random_inputs,
-    thresholds_for,
     validate_runner,
 )
 from convnext_export.model.factory import create_model

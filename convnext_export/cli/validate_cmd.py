@@ -47,7 +47,8 @@ def validate(
     FP32 on seeded noise and real images, reduced precision on real images only (TensorRT Q/DQ emulated)."""
     from convnext_export.data.preprocess import PreprocessConfig, eval_config
     from convnext_export.errors import InvalidOptionError
-    from convnext_export.evaluation.validate import parse_batch_sizes, thresholds_for, validate_artifact
+    from convnext_export.evaluation.thresholds import thresholds_for
+    from convnext_export.evaluation.validate import parse_batch_sizes, validate_artifact
     from convnext_export.export.metadata import onnx_metadata
     from convnext_export.model.reference import reference_model
     from convnext_export.pipeline.inputs import load_evaluation

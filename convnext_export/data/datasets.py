@@ -1,8 +1,7 @@
-"""The accuracy gate: real accuracy on a labelled image folder, for eager PyTorch and every artifact.
+"""Labelled image folders (ImageFolder layout): classes, files in a stable order, and digests a baseline is tied to.
 
-`validate` compares outputs with eager on a few samples; `check` measures what users care about (top-1
-on labelled images) and fails a CI job when an artifact falls too far below eager or below a stored
-baseline. Reports come as JSON, a Markdown table ($GITHUB_STEP_SUMMARY) and JUnit XML (test-report UIs).
+One sub-folder per class, sorted names as torchvision's ImageFolder numbers them, or a labels file that fixes
+the order; images go through the model's evaluation preprocessing.
 """
 
 from __future__ import annotations

@@ -1,13 +1,12 @@
-"""Optimize stage: onnxsim plus the exact deploy-time folds that no simplifier does for ConvNeXt.
+"""Exact deploy-time folds that no simplifier does for ConvNeXt (each exact in real arithmetic):
 
-Folds (each exact in real arithmetic, each checked with ONNX Runtime against the graph before it):
 - layer scale into the second pointwise layer: (x W + b) * gamma == x (W * gamma) + b * gamma;
 - LayerNorm affine into the following linear or convolution: (n * s + beta) W + c == n (s W) + (beta W + c),
   only where the LayerNorm output feeds that one layer and nothing else (never across a residual, and
   never into a padded convolution, where the padding would not carry beta);
 - inference no-ops (Dropout, Identity; eval-mode drop path never reaches the graph) removed.
-Then onnxsim (constant folding, fusions, its own random-input check), strict shape inference and
-`onnx.checker` with full_check.
+
+The optimize stage checks each fold with ONNX Runtime against the graph before it.
 """
 
 from __future__ import annotations

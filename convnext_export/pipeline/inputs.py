@@ -1,8 +1,5 @@
-"""The build pipeline: the only module that knows the order of the stages.
-
-model (create_model) -> export (raw ONNX) -> optimize (folds + onnxsim) -> validate against eager ->
-report + manifest. Each stage is a function of its own module; this one wires them and reports progress.
-"""
+"""What every artifact is judged on: seeded noise (the FP32 exactness check) and real images, and where the
+images came from (--images, the held-out half of --calib), with in-sample overlap reported."""
 
 from __future__ import annotations
 
@@ -164,7 +161,7 @@ def load_evaluation(
 def require_enough_images(precisions: tuple[str, ...], evaluation: Evaluation) -> None:
     """A trained model's reduced-precision verdicts need real images, enough to mean something: a usage error
     before any quantization otherwise (random weights: the verdicts are information only anyway)."""
-    from convnext_export.evaluation.validate import THRESHOLDS
+    from convnext_export.evaluation.thresholds import THRESHOLDS
 
     reduced = [p for p in precisions if p != "fp32"]
     if not reduced or evaluation.informational is not None:

@@ -1,8 +1,5 @@
-"""The build pipeline: the only module that knows the order of the stages.
-
-model (create_model) -> export (raw ONNX) -> optimize (folds + onnxsim) -> validate against eager ->
-report + manifest. Each stage is a function of its own module; this one wires them and reports progress.
-"""
+"""What a build is asked to do: the model, the precisions, the data and the engine settings, checked before any
+model is loaded so the API refuses what the CLI refuses."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""The build pipeline: the only module that knows the order of the stages.
-
-model (create_model) -> export (raw ONNX) -> optimize (folds + onnxsim) -> validate against eager ->
-report + manifest. Each stage is a function of its own module; this one wires them and reports progress.
-"""
+"""What a build made: every artifact with its verdict and details, the engines it built or skipped, latency."""
 
 from __future__ import annotations
 

@@ -1,18 +1,5 @@
-"""Quantize stage: two INT8 artifacts from the optimized FP32 ONNX, each for its own target.
-
-- TensorRT ("int8-trt"): explicit quantization, QuantizeLinear/DequantizeLinear (Q/DQ) nodes placed by
-  TensorRT's rules (DESIGN.md section 3): symmetric int8 (zero point 0), per-channel weight scales,
-  per-tensor activation scales, Q/DQ only on the inputs of Conv/MatMul/Gemm (plus the Conv outputs that
-  feed LayerNorm, which lets TensorRT pick int8-in normalization kernels), bias not quantized,
-  LayerNorm and GELU computed in higher precision. TensorRT 11 takes precision from this file alone.
-- ONNX Runtime CPU ("int8-cpu"): the format that measured fastest here, U8S8 QOperator (QLinearConv,
-  QGemm, ...), after fusing the erf-GELU pattern into ORT's single Gelu kernel (it is 4 float ops on the
-  widest tensor otherwise). Not for TensorRT: its parser rejects QLinear* operators.
-
-Both use onnxruntime.quantization with one calibration: the tensor ranges are cached in ORT's own JSON
-format under a key made of the model's, the data's and the settings' digests, so a rebuild with the same
-model, data and preprocessing skips calibration, and any change misses the cache.
-"""
+"""What an INT8 file records about itself and what the quantize stage reports: precision, calibration, target
+ISA and settings in the metadata, the number of INT8 layers."""
 
 from __future__ import annotations
 

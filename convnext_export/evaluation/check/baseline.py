@@ -1,8 +1,5 @@
-"""The accuracy gate: real accuracy on a labelled image folder, for eager PyTorch and every artifact.
-
-`validate` compares outputs with eager on a few samples; `check` measures what users care about (top-1
-on labelled images) and fails a CI job when an artifact falls too far below eager or below a stored
-baseline. Reports come as JSON, a Markdown table ($GITHUB_STEP_SUMMARY) and JUnit XML (test-report UIs).
+"""The check baseline: a stored run (figures and per-image correctness) that later runs must not fall below,
+compared image by image; tied to one dataset by its digest.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""The accuracy gate: real accuracy on a labelled image folder, for eager PyTorch and every artifact.
-
-`validate` compares outputs with eager on a few samples; `check` measures what users care about (top-1
-on labelled images) and fails a CI job when an artifact falls too far below eager or below a stored
-baseline. Reports come as JSON, a Markdown table ($GITHUB_STEP_SUMMARY) and JUnit XML (test-report UIs).
+"""Running the accuracy gate: eager and every artifact on a labelled dataset, each figure against eager and the
+thresholds, with 95% intervals (evaluation.stats) so a handful of images cannot decide a verdict.
 """
 
 from __future__ import annotations

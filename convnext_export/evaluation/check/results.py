@@ -1,8 +1,7 @@
-"""The accuracy gate: real accuracy on a labelled image folder, for eager PyTorch and every artifact.
+"""What the accuracy gate measures and decides: thresholds, figures per artifact, gates and the result.
 
-`validate` compares outputs with eager on a few samples; `check` measures what users care about (top-1
-on labelled images) and fails a CI job when an artifact falls too far below eager or below a stored
-baseline. Reports come as JSON, a Markdown table ($GITHUB_STEP_SUMMARY) and JUnit XML (test-report UIs).
+`validate` compares outputs with eager on a set of inputs; `check` measures what users care about (top-1 on
+labelled images) and fails a CI job when an artifact falls too far below eager or below a stored baseline.
 """
 
 from __future__ import annotations

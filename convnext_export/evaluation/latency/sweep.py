@@ -1,14 +1,5 @@
-"""Latency profiling: warm-up, timed iterations or a duration, robust statistics, per-layer times, reports.
-
-Conventions (DESIGN.md section 5): every artifact/backend/batch is timed end to end with `time.perf_counter`
-around `Runner.infer`, whose end is synchronous (its outputs are host NumPy arrays, so any GPU work and the
-device->host copy are finished when it returns). Runners that also measure GPU compute alone (TensorRT's
-`compute_only`, CUDA events with the input already on the device) get those samples reported apart, as
-trtexec reports "GPU Compute Time" apart from end-to-end latency. CPU runs record their thread count.
-
-Only numpy and the standard library load at import time; torch, onnxruntime, tensorrt and matplotlib are
-imported where a backend or the plot needs them.
-"""
+"""Profiling every artifact x backend x batch size; a backend that cannot run here is recorded as skipped, with
+the reason, and the rest still runs."""
 
 from __future__ import annotations
 
