@@ -159,8 +159,7 @@ def test_ort_profile_aggregation_drops_the_warmup_and_keeps_shares_summing_to_on
 
 def test_trt_layer_profiler_attaches_to_the_context(monkeypatch: pytest.MonkeyPatch) -> None:
     """TensorRT cannot run here: a stand-in module checks the IProfiler wiring (warm-up unprofiled)."""
-    from convnext_export.runners import trt_runner
-    from convnext_export.trt import env as trt_env
+    from convnext_export.evaluation.latency import layers
 
     class IProfiler:
         def __init__(self) -> None:
@@ -178,8 +177,8 @@ def test_trt_layer_profiler_attaches_to_the_context(monkeypatch: pytest.MonkeyPa
                 self._context.profiler.report_layer_time("gelu", 1.0)
             return super()._infer(batch)
 
-    monkeypatch.setattr(trt_env, "import_tensorrt", lambda: types.SimpleNamespace(IProfiler=IProfiler))
-    monkeypatch.setattr(trt_runner, "TrtRunner", StandIn)
+    monkeypatch.setattr(layers, "import_tensorrt", lambda: types.SimpleNamespace(IProfiler=IProfiler))
+    monkeypatch.setattr(layers, "TrtRunner", StandIn)
     rows = layer_profile_trt("model.plan", 2, iterations=4)
     assert [(r.name, r.mean_ms, r.share) for r in rows] == [("conv", 3.0, 0.75), ("gelu", 1.0, 0.25)]
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from convnext_export.data.labels import read_labels_file
 from convnext_export.data.preprocess import IMAGE_EXTENSIONS, PreprocessConfig, find_images, preprocess_batch
 from convnext_export.errors import ConvNeXtExportError, ImageError, InvalidOptionError
 
@@ -69,7 +70,6 @@ def _class_index(folders: list[Path], labels_file: str | os.PathLike[str] | None
     if labels_file is None:
         classes = [f.name for f in folders]
         return classes, {name: i for i, name in enumerate(classes)}
-    from convnext_export.data.labels import read_labels_file
 
     classes = read_labels_file(labels_file)
     index = {}

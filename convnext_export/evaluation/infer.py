@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from convnext_export.data.labels import read_labels_file
+from convnext_export.data.preprocess import PreprocessConfig, eval_config, preprocess_batch
 from convnext_export.errors import InvalidOptionError
 from convnext_export.export.metadata import artifact_metadata
 from convnext_export.runners.backends import open_runner
@@ -39,7 +41,6 @@ def top_k(probabilities: np.ndarray, labels: list[str], k: int) -> list[list[tup
 
 
 def class_names(metadata: object, labels_file: str | os.PathLike[str] | None) -> list[str] | None:
-    from convnext_export.data.labels import read_labels_file
 
     classes = getattr(metadata, "num_classes", None)
     if labels_file is not None:
@@ -56,7 +57,6 @@ def predict(
     backend: str = "auto",
 ) -> list[Prediction]:
     """Top-`top` labels and probabilities for each image, through the artifact's own preprocessing."""
-    from convnext_export.data.preprocess import PreprocessConfig, eval_config, preprocess_batch
 
     artifact = Path(artifact)
     metadata = artifact_metadata(artifact)

@@ -9,15 +9,11 @@ numpy only: the eager reference is a TorchRunner the caller builds, so judging n
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from convnext_export.evaluation.stats import wilson_interval
 from convnext_export.evaluation.thresholds import Thresholds
-
-if TYPE_CHECKING:
-    pass
 
 
 def compare_outputs(

@@ -11,14 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from convnext_export.errors import InvalidOptionError, UnknownNameError
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass(frozen=True)

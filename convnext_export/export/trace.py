@@ -24,6 +24,7 @@ from convnext_export import __version__
 from convnext_export._atomic import atomic_path
 from convnext_export.contract import BATCH_DIM, INPUT_NAME, ArtifactMetadata, output_names
 from convnext_export.data.labels import default_labels
+from convnext_export.data.preprocess import eval_config
 from convnext_export.errors import ConvNeXtExportError, InvalidOptionError
 from convnext_export.export.metadata import set_metadata
 from convnext_export.model.variants import check_input_size, parse_image_size
@@ -76,7 +77,6 @@ def build_metadata(
     model: nn.Module, image_size: tuple[int, int], opset: int, seed: int | None = None
 ) -> ArtifactMetadata:
     """Everything a later stage needs to rebuild the eager reference and to preprocess inputs."""
-    from convnext_export.data.preprocess import eval_config
 
     cfg, info = model.config, getattr(model, "weights_info", None)
     options = {

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from convnext_export.errors import CheckpointError, InvalidOptionError
 from convnext_export.model.convnext import _ConvNeXtBase, build_network
 from convnext_export.model.variants import VARIANTS, ModelConfig, describe_architecture, get_variant, make_config
+from convnext_export.weights import load_checkpoint, load_state_dict_strict
 
 if TYPE_CHECKING:
     from convnext_export.weights import Checkpoint
@@ -38,8 +39,6 @@ def create_model(
         model = build_network(make_config(variant, **options))
         model.weights_info = None
         return model
-
-    from convnext_export.weights import load_checkpoint, load_state_dict_strict
 
     checkpoint = load_checkpoint(weights, variant=variant, ema=ema, progress=progress)
     config = config_for_checkpoint(checkpoint, variant, reset_head=reset_head, **options)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from convnext_export.errors import InvalidOptionError
+from convnext_export.weights.pretrained import is_pretrained_tag
 
 if TYPE_CHECKING:
     from torch import nn
@@ -82,7 +83,6 @@ def reference_model(metadata: ArtifactMetadata | None, variant: str | None, weig
 
 
 def _exists(weights: str) -> bool:
-    from convnext_export.weights.pretrained import is_pretrained_tag
 
     return is_pretrained_tag(weights) or Path(weights).exists()
 

@@ -15,12 +15,17 @@ from convnext_export._atomic import atomic_path
 from convnext_export.contract import artifact_name
 from convnext_export.errors import ConvNeXtExportError
 from convnext_export.evaluation.validate import validate_artifact
+from convnext_export.export.metadata import onnx_metadata
 from convnext_export.model.reference import load_model
+from convnext_export.pipeline.bundle import copy_calibration_cache, write_build_script, write_labels
 from convnext_export.pipeline.inputs import evaluation_data, require_enough_images
+from convnext_export.pipeline.manifest import record_artifact, write_manifest
 from convnext_export.pipeline.request import DEFAULT_ARTIFACTS, REPORT_NAME, BuildRequest, Progress
 from convnext_export.pipeline.results import ArtifactResult, BuildResult
-from convnext_export.pipeline.stages import export_stage, precision_artifacts, profile_stage
+from convnext_export.pipeline.stages import engine_stage, export_stage, precision_artifacts, profile_stage
+from convnext_export.runners.backends import open_runner
 from convnext_export.runners.base import MemoizedRunner
+from convnext_export.trt.settings import EngineSettings
 
 if TYPE_CHECKING:
     from torch import nn
@@ -45,10 +50,6 @@ def prepare_output_dir(path: Path) -> Path:
 
 def build(request: BuildRequest, progress: Progress | None = None) -> BuildResult:
     """export -> optimize -> [fp16, int8] -> engines -> validate each against eager -> bundle + manifest."""
-    from convnext_export.export.metadata import onnx_metadata
-    from convnext_export.pipeline.stages import engine_stage
-    from convnext_export.runners import TorchRunner
-    from convnext_export.trt.settings import EngineSettings
 
     step = progress or (lambda _: None)
     step("loading model")
@@ -60,7 +61,7 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
     metadata = onnx_metadata(fp32_path)
     calibration, evaluation = evaluation_data(request, metadata, step)
     require_enough_images(request.precisions, evaluation)
-    with MemoizedRunner(TorchRunner(model)) as eager:
+    with MemoizedRunner(open_runner(model, "torch")) as eager:
         step("validating fp32 against eager PyTorch")
         validation = validate_artifact(eager, fp32_path, evaluation.fp32_sets, request.batch_sizes)
         evaluation.describe(validation)
@@ -91,8 +92,6 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
 
 def write_bundle(result: BuildResult, recipes: list, request: BuildRequest) -> None:
     """Report, labels, calibration cache, engine build script, and last the manifest over all of them."""
-    from convnext_export.pipeline.bundle import copy_calibration_cache, write_build_script, write_labels
-    from convnext_export.pipeline.manifest import record_artifact, write_manifest
 
     out = result.output_dir
     report_path = write_report(out, result, request)

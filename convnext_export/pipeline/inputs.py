@@ -10,13 +10,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from convnext_export.data.preprocess import PreprocessConfig, preprocess_batch
 from convnext_export.errors import InvalidOptionError
-from convnext_export.evaluation.validate import RANDOM_SET
+from convnext_export.evaluation.thresholds import THRESHOLDS
+from convnext_export.evaluation.validate import RANDOM_SET, image_files, random_inputs
 from convnext_export.pipeline.request import BuildRequest, Progress
+from convnext_export.precision.calibration import load_calibration_set, load_calibration_split
 
 if TYPE_CHECKING:
     from convnext_export.contract import ArtifactMetadata
-    from convnext_export.data.preprocess import PreprocessConfig
     from convnext_export.evaluation.validate import ValidationResult
     from convnext_export.precision.calibration import CalibrationSet
 
@@ -89,8 +91,6 @@ def evaluation_data(
 ) -> tuple[CalibrationSet | None, Evaluation]:
     """Calibration data (INT8) and the evaluation set: --images, else the held-out half of --calib when INT8
     calibrates on the rest, else all of --calib (FP16 only)."""
-    from convnext_export.data.preprocess import PreprocessConfig
-    from convnext_export.precision.calibration import load_calibration_set
 
     preprocess = PreprocessConfig.from_dict(metadata.preprocessing)
     int8 = "int8" in request.precisions
@@ -134,9 +134,6 @@ def load_evaluation(
     """The evaluation set (and, with `held_out`, the calibration part of the split): `images` if given; else
     the held-out half of `calib` (`held_out`), or all of it (nothing calibrates on it); and `samples` seeded
     noise images for the FP32 exactness check. `calibration` marks images it also holds as in-sample."""
-    from convnext_export.data.preprocess import preprocess_batch
-    from convnext_export.evaluation.validate import image_files, random_inputs
-    from convnext_export.precision.calibration import load_calibration_set, load_calibration_split
 
     noise = random_inputs(samples, preprocess.image_size, seed=seed)
     evaluation = Evaluation(noise, informational=RANDOM_WEIGHTS if random_init else None)
@@ -161,7 +158,6 @@ def load_evaluation(
 def require_enough_images(precisions: tuple[str, ...], evaluation: Evaluation) -> None:
     """A trained model's reduced-precision verdicts need real images, enough to mean something: a usage error
     before any quantization otherwise (random weights: the verdicts are information only anyway)."""
-    from convnext_export.evaluation.thresholds import THRESHOLDS
 
     reduced = [p for p in precisions if p != "fp32"]
     if not reduced or evaluation.informational is not None:

@@ -11,17 +11,16 @@ import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 from convnext_export import __version__
 from convnext_export._atomic import atomic_path
 from convnext_export._files import sha256_of
+from convnext_export.provenance import library_versions
 
 MANIFEST_NAME = "manifest.json"
 
 
-RECORDED_LIBRARIES = ("torch", "onnx", "onnxruntime", "onnxsim", "numpy", "tensorrt", "onnxruntime-gpu")
 
 
 @dataclass
@@ -46,17 +45,6 @@ def record_artifact(
         precision=precision,
         settings=dict(settings),
     )
-
-
-def library_versions() -> dict[str, str]:
-    """Installed versions of the libraries that shape an artifact (read from metadata, not imported)."""
-    versions = {"python": platform.python_version(), "convnext-export": __version__}
-    for name in RECORDED_LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
 
 
 def write_manifest(build_dir: Path, artifacts: list[ArtifactRecord], **sections: object) -> Path:

@@ -12,10 +12,15 @@ from pathlib import Path
 
 from convnext_export.contract import artifact_name, split_artifact_name
 from convnext_export.errors import InvalidOptionError
+from convnext_export.export.metadata import onnx_metadata
 from convnext_export.pipeline.build import prepare_output_dir
+from convnext_export.pipeline.bundle import read_manifest
 from convnext_export.pipeline.inputs import evaluation_data
+from convnext_export.pipeline.manifest import ArtifactRecord, record_artifact, write_manifest
 from convnext_export.pipeline.request import BuildRequest, Progress
 from convnext_export.pipeline.results import ArtifactResult, BuildResult
+from convnext_export.pipeline.stages import engine_stage
+from convnext_export.trt.settings import EngineSettings
 
 
 def bundle_onnx_files(onnx_path: Path, metadata: object, precisions: tuple[str, ...]) -> list[tuple[str, Path]]:
@@ -45,10 +50,6 @@ def build_from_onnx(
     """Engines for an existing bundle's ONNX files, validated against its FP32 ONNX where ONNX Runtime exists."""
     import importlib.util
 
-    from convnext_export.export.metadata import onnx_metadata
-    from convnext_export.pipeline.stages import engine_stage
-    from convnext_export.trt.settings import EngineSettings
-
     step = progress or (lambda _: None)
     metadata = onnx_metadata(onnx_path)
     files = bundle_onnx_files(onnx_path, metadata, precisions)
@@ -69,8 +70,6 @@ def build_from_onnx(
 
 def add_engines_to_manifest(out: Path, engines: list[ArtifactResult]) -> None:
     """Record engines (and their sidecars) in an existing bundle's manifest, replacing older entries."""
-    from convnext_export.pipeline.bundle import read_manifest
-    from convnext_export.pipeline.manifest import ArtifactRecord, record_artifact, write_manifest
 
     manifest = read_manifest(out) if (out / "manifest.json").is_file() else {"artifacts": []}
     records = []

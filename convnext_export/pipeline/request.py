@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from convnext_export.errors import InvalidOptionError
+from convnext_export.export.trace import check_opset, parse_batch
 from convnext_export.model.reference import ModelRequest
+from convnext_export.precision.options import CALIBRATION_METHODS, check_choice, require_quantizer
+from convnext_export.precision.sensitivity import parse_accuracy_target
 
 if TYPE_CHECKING:
     from convnext_export.trt.settings import EngineSettings
@@ -55,9 +58,6 @@ class BuildRequest:
 
     def __post_init__(self) -> None:
         """Reject bad settings before any model is loaded (the API gets the same checks as the CLI)."""
-        from convnext_export.export.trace import check_opset, parse_batch
-        from convnext_export.precision.options import CALIBRATION_METHODS, check_choice, require_quantizer
-        from convnext_export.precision.sensitivity import parse_accuracy_target
 
         check_opset(self.opset)
         parse_batch(self.batch)

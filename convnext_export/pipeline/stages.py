@@ -16,12 +16,26 @@ import numpy as np
 
 from convnext_export.contract import ENGINE_PRECISION, artifact_name, engine_name, split_artifact_name
 from convnext_export.errors import ConvNeXtExportError
+from convnext_export.evaluation.latency.report import system_info, write_reports
+from convnext_export.evaluation.latency.sweep import profile_all
 from convnext_export.evaluation.validate import validate_artifact
+from convnext_export.export.optimize import optimize_onnx
+from convnext_export.export.trace import export_onnx
+from convnext_export.pipeline.bundle import EngineRecipe
 from convnext_export.pipeline.inputs import Evaluation
 from convnext_export.pipeline.request import INT8_TARGETS, BuildRequest, Progress
 from convnext_export.pipeline.results import ArtifactResult, BuildResult, EngineSkip
+from convnext_export.precision.cpu_isa import host_isa
+from convnext_export.precision.fp16 import convert_fp16
+from convnext_export.precision.int8 import quantize_int8
+from convnext_export.precision.qdq_rules import check_trt_qdq
+from convnext_export.precision.sensitivity import parse_accuracy_target, quantize_to_target, quantizer_for
 from convnext_export.runners.backends import judging_runner
 from convnext_export.runners.base import Runner
+from convnext_export.trt.builder import build_engine
+from convnext_export.trt.env import tensorrt_status
+from convnext_export.trt.settings import read_onnx_info
+from convnext_export.trt.trtexec import trtexec_command
 
 if TYPE_CHECKING:
     from torch import nn
@@ -38,7 +52,6 @@ def fp16_stage(
     batch_sizes: tuple[int, ...],
     step: Progress,
 ) -> ArtifactResult:
-    from convnext_export.precision.fp16 import convert_fp16
 
     step("converting to fp16 (LayerNorm kept in fp32)")
     report = convert_fp16(fp32_path, target)
@@ -70,8 +83,6 @@ def int8_stage(
     """Quantize for `target` (to an accuracy target when one is set), check TensorRT's Q/DQ rules, then
     validate against eager on the evaluation images: Q/DQ emulated in float for TensorRT, ONNX Runtime's
     integer kernels for the CPU target."""
-    from convnext_export.precision.int8 import quantize_int8
-    from convnext_export.precision.sensitivity import parse_accuracy_target, quantize_to_target, quantizer_for
 
     quantizer = settings.quantizer if target == "trt" else "ort"  # ModelOpt makes TensorRT Q/DQ files only
     if settings.accuracy_target is None:
@@ -118,8 +129,6 @@ def require_trt_qdq_rules(path: Path) -> str:
     """Every rule of qdq_rules.check_trt_qdq holds on the written artifact, or QdqRuleError naming the first."""
     import onnx
 
-    from convnext_export.precision.qdq_rules import check_trt_qdq
-
     problems = check_trt_qdq(onnx.load(path, load_external_data=False))
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -130,8 +139,6 @@ def require_trt_qdq_rules(path: Path) -> str:
 def integer_kernel_figures(model: nn.Module, path: Path, evaluation: Evaluation, batch_sizes: tuple[int, ...]) -> dict:
     """ONNX Runtime's own integer-kernel run of a TensorRT Q/DQ file: reported, labelled, never the verdict."""
     from importlib.metadata import version
-
-    from convnext_export.precision.cpu_isa import host_isa
 
     run = validate_artifact(model, path, evaluation.sets, batch_sizes[:1], precision="int8-trt", emulate_qdq=False)
     keep = ("inputs", "batch_size", "samples", "cosine", "cosine_share", "top1_agreement", "top5_agreement")
@@ -145,8 +152,6 @@ def integer_kernel_figures(model: nn.Module, path: Path, evaluation: Evaluation,
 
 def engine_recipe(onnx_path: Path, engine_path: Path, settings: object, precision: str) -> object:
     """trtexec and convnext-export commands that build `engine_path` from `onnx_path`, run in the bundle."""
-    from convnext_export.pipeline.bundle import EngineRecipe
-    from convnext_export.trt.trtexec import trtexec_command
 
     trtexec = trtexec_command(onnx_path, engine_path, settings, precision=precision, relative_to=onnx_path.parent)
     ours = ["convnext-export", "build", "--onnx", onnx_path.name, "--output-dir", ".", *engine_flags(settings)]
@@ -177,7 +182,6 @@ def engine_flags(settings: object) -> list[str]:
 
 def fixed_batch(settings: object, onnx_path: Path) -> object:
     """A static-batch ONNX admits exactly one shape: the profile follows it (min = opt = max = its batch)."""
-    from convnext_export.trt.settings import read_onnx_info
 
     batch = read_onnx_info(onnx_path).batch
     return settings if batch is None else settings.with_batch(batch)
@@ -201,8 +205,6 @@ def engine_stage(
     `reference` is the eager model (a build) or the FP32 ONNX (on a device without torch), None where
     nothing can run it; `evaluation` holds what each precision is judged on.
     """
-    from convnext_export.trt.builder import build_engine
-    from convnext_export.trt.env import tensorrt_status
 
     status = tensorrt_status()
     engines, skipped, recipes = [], [], []
@@ -242,8 +244,6 @@ def engine_stage(
 
 def export_stage(model: nn.Module, target: Path, request: BuildRequest) -> OptimizeReport | None:
     """Export to `target`, optimized unless asked otherwise; the raw graph never lands in the bundle."""
-    from convnext_export.export.optimize import optimize_onnx
-    from convnext_export.export.trace import export_onnx
 
     seed = request.model.seed if request.model.random_init else None
     settings = {"image_size": request.image_size, "batch": request.batch, "opset": request.opset, "seed": seed}
@@ -257,8 +257,6 @@ def export_stage(model: nn.Module, target: Path, request: BuildRequest) -> Optim
 
 def profile_stage(result: BuildResult, request: BuildRequest) -> None:
     """Latency of every artifact at the validated batch sizes; table data and files land in the bundle."""
-    from convnext_export.evaluation.latency.report import system_info, write_reports
-    from convnext_export.evaluation.latency.sweep import profile_all
 
     paths = [a.path for a in [*result.artifacts, *result.engines]]
     run = profile_all(paths, None, request.batch_sizes, warmup=3, iterations=request.profile_iterations)
@@ -287,7 +285,6 @@ def precision_artifacts(
     step: Progress,
 ) -> list[ArtifactResult]:
     """The FP16 and INT8 artifacts asked for, each validated against eager on the evaluation images."""
-    from convnext_export.pipeline.stages import Int8Settings, fp16_stage, int8_stage
 
     made = []
     stem, _ = split_artifact_name(fp32_path.name)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from convnext_export._atomic import atomic_path
+from convnext_export.export.metadata import read_metadata, set_metadata
 
 if TYPE_CHECKING:
     import onnx
@@ -79,8 +80,6 @@ def convert_fp16(
 
     import onnx
     from onnxconverter_common import float16
-
-    from convnext_export.export.metadata import read_metadata, set_metadata
 
     start = time.perf_counter()
     model = onnx.load(fp32_path)

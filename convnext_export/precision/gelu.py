@@ -7,6 +7,8 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from convnext_export.export.graph import Graph, const_input
+
 
 @contextlib.contextmanager
 def gelu_fused_source(fp32_path: Path, target: str, directory: Path) -> Iterator[Path]:
@@ -18,8 +20,6 @@ def gelu_fused_source(fp32_path: Path, target: str, directory: Path) -> Iterator
     import tempfile
 
     import onnx
-
-    from convnext_export.export.graph import Graph
 
     model = onnx.load(fp32_path)
     fuse_gelu(Graph(model))
@@ -58,7 +58,6 @@ def fuse_gelu(graph: object) -> int:
 
 
 def _scalar(graph: object, node: object, value: float) -> bool:
-    from convnext_export.export.graph import const_input
 
     constant = const_input(graph, node)
     return constant is not None and constant[1].size == 1 and abs(float(constant[1].reshape(-1)[0]) - value) < 1e-4

@@ -20,9 +20,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from convnext_export import __version__
 from convnext_export._atomic import atomic_path
 from convnext_export._files import sha256_of
 from convnext_export.errors import InvalidOptionError
+from convnext_export.precision.calibration import calibration_reader
 from convnext_export.precision.cpu_isa import CpuInt8Settings, cpu_int8_settings, host_isa
 from convnext_export.precision.gelu import gelu_fused_source
 from convnext_export.precision.modelopt import quantize_modelopt
@@ -42,6 +44,7 @@ from convnext_export.precision.records import (
     quantization_record,
     quiet_onnxruntime,
 )
+from convnext_export.weights.pretrained import cache_dir
 
 if TYPE_CHECKING:
     from convnext_export.precision.calibration import CalibrationSet
@@ -51,7 +54,6 @@ def calibration_cache_path(
     model_path: Path, calibration: CalibrationSet, method: str, op_types: tuple[str, ...], cache_dir: Path
 ) -> Path:
     """Where the ranges for this exact model, data, preprocessing and method live."""
-    from convnext_export import __version__
 
     key = json.dumps(
         {
@@ -67,7 +69,6 @@ def calibration_cache_path(
 
 
 def default_cache_dir() -> Path:
-    from convnext_export.weights.pretrained import cache_dir
 
     return cache_dir() / "calibration"
 
@@ -140,8 +141,6 @@ def _quantize_static(
     cpu: CpuInt8Settings | None,
 ) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-    from convnext_export.precision.calibration import calibration_reader
 
     methods = {
         "minmax": CalibrationMethod.MinMax,

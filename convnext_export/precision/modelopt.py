@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from convnext_export._atomic import atomic_path
+from convnext_export.contract import INPUT_NAME
 from convnext_export.errors import InvalidOptionError
 from convnext_export.precision.options import MODELOPT_METHODS, require_quantizer
 from convnext_export.precision.records import (
@@ -28,8 +29,6 @@ def quantize_modelopt(
 ) -> QuantizeReport:
     """ModelOpt's ONNX PTQ (TensorRT only): the rest of the graph stays FP32, calibration on the CPU."""
     import onnx
-
-    from convnext_export.contract import INPUT_NAME
 
     if target != "trt":
         raise InvalidOptionError("--quantizer modelopt makes TensorRT Q/DQ models only: use --target trt")

@@ -3,7 +3,7 @@ check that an optional quantizer is installed before any work."""
 
 from __future__ import annotations
 
-from convnext_export.errors import UnknownNameError
+from convnext_export.errors import ConvNeXtExportError, UnknownNameError
 
 TARGETS = ("trt", "cpu")
 
@@ -32,8 +32,6 @@ def check_choice(kind: str, value: str, valid: tuple[str, ...]) -> str:
 def require_quantizer(quantizer: str) -> str:
     """A known quantizer that is installed here, checked before any work (ModelOpt is an optional package)."""
     import importlib.util
-
-    from convnext_export.errors import ConvNeXtExportError
 
     check_choice("quantizer", quantizer, QUANTIZERS)
     if quantizer == "modelopt" and importlib.util.find_spec("modelopt") is None:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from convnext_export.export.graph import attribute
+
 if TYPE_CHECKING:
     import onnx
 
@@ -118,7 +120,6 @@ def _weight_of(index: _Index, node: onnx.NodeProto) -> tuple[onnx.NodeProto, np.
 
 
 def _check_weight_scale(node: onnx.NodeProto, scale: np.ndarray, user: onnx.NodeProto, weight: np.ndarray) -> list[str]:
-    from convnext_export.export.graph import attribute
 
     if user.op_type not in COMPUTE_OPS:
         return [f"{node.name}: quantized weight feeds {user.op_type}, not Conv/MatMul/Gemm"]

@@ -11,8 +11,11 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
+from convnext_export.contract import METADATA_PREFIX
+from convnext_export.export.metadata import read_metadata, set_metadata
 from convnext_export.precision.cpu_isa import CpuInt8Settings
 from convnext_export.precision.options import TRT_OP_TYPES
+from convnext_export.precision.qdq_rules import upstream
 
 if TYPE_CHECKING:
     import onnx
@@ -58,8 +61,6 @@ def quantization_record(
 
 def carry_metadata(fp32: onnx.ModelProto, quantized: onnx.ModelProto, precision: str, record: dict) -> None:
     """The quantized file stays self-describing: same metadata, its own precision and quantization record."""
-    from convnext_export.contract import METADATA_PREFIX
-    from convnext_export.export.metadata import read_metadata, set_metadata
 
     del quantized.metadata_props[:]
     quantized.metadata_props.extend(fp32.metadata_props)
@@ -91,7 +92,6 @@ def count_quantized(model: onnx.ModelProto) -> int:
 
 
 def _from_dequantize(producers: dict, name: str) -> bool:
-    from convnext_export.precision.qdq_rules import upstream
 
     node = upstream(producers, name)
     return node is not None and node.op_type == "DequantizeLinear"

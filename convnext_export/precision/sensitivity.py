@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from convnext_export.errors import ConvNeXtExportError, InvalidOptionError
+from convnext_export.precision.int8 import quantize_int8
 
 if TYPE_CHECKING:
     from convnext_export.precision.calibration import CalibrationSet
@@ -168,7 +169,6 @@ def quantizer_for(
     quantizer: str = "ort",
 ) -> Quantizer:
     """The `quantize` callable for `quantize_to_target`: the normal quantize stage with excluded nodes."""
-    from convnext_export.precision.int8 import quantize_int8
 
     def run(output: Path, exclude: tuple[str, ...]) -> None:
         quantize_int8(

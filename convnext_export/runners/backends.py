@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING
 from convnext_export import _deps
 from convnext_export.errors import ConvNeXtExportError, InvalidOptionError, UnknownNameError
 from convnext_export.export.metadata import artifact_metadata, onnx_metadata
+from convnext_export.model.reference import reference_model
 from convnext_export.runners.base import Runner
 from convnext_export.runners.ort_runner import OrtRunner
+from convnext_export.runners.trt_runner import TrtRunner
 from convnext_export.trt.cuda import CudaError
 from convnext_export.trt.errors import EngineMismatchError, TensorRTUnavailableError
 
@@ -113,7 +115,6 @@ def _ort_runner(path: Path, backend: str, threads: int | None, emulate_qdq: bool
 
 def _eager_model(path: Path) -> nn.Module:
     """The eager FP32 model an artifact was exported from, rebuilt from its metadata."""
-    from convnext_export.model.reference import reference_model
 
     metadata = artifact_metadata(path)
     if metadata is None:
@@ -140,7 +141,6 @@ def _torch_runner(model: nn.Module, backend: str, threads: int | None, of: Path 
 
 
 def _trt_runner(path: Path) -> Runner:
-    from convnext_export.runners.trt_runner import TrtRunner
 
     try:
         return TrtRunner(path)

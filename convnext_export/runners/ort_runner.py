@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from convnext_export.contract import METADATA_PREFIX
 from convnext_export.errors import InvalidOptionError
+from convnext_export.precision.cpu_isa import host_isa
 from convnext_export.runners.base import ArtifactError, Runner, artifact_error
 
 _log = logging.getLogger("convnext_export")
@@ -57,9 +59,6 @@ def _session_options(ort: Any, threads: int | None) -> Any:
 def warn_if_made_for_another_isa(path: Path, metadata: dict[str, str]) -> None:
     """One warning line when a CPU INT8 artifact was quantized for another ISA class than this CPU's."""
     import json
-
-    from convnext_export.contract import METADATA_PREFIX
-    from convnext_export.precision.cpu_isa import host_isa
 
     try:
         record = json.loads(metadata.get(f"{METADATA_PREFIX}quantization", "null")) or {}

@@ -36,8 +36,10 @@ import numpy as np
 from convnext_export.errors import ConvNeXtExportError, InvalidOptionError
 from convnext_export.runners.base import ArtifactError, Runner, artifact_error
 from convnext_export.trt import cuda
+from convnext_export.trt import sidecar as engine_meta
 from convnext_export.trt.env import import_tensorrt
-from convnext_export.trt.errors import TensorRTUnavailableError
+from convnext_export.trt.errors import EngineMetaError, TensorRTUnavailableError
+from convnext_export.trt.sidecar import read_sidecar, sidecar_path
 
 Shape = tuple[int, ...]
 
@@ -62,7 +64,6 @@ def _select_device(index: int) -> tuple[str, str]:
 def _check_compatible(path: Path, trt_version: str, gpu_name: str, compute_capability: str) -> None:
     """The engine's sidecar (`<engine>.json`) against this TensorRT and GPU: EngineMismatchError with a rebuild
     hint. Without a sidecar there is nothing to compare, and deserialization decides."""
-    from convnext_export.trt import sidecar as engine_meta
 
     if not engine_meta.sidecar_path(path).is_file():
         _log.debug("no sidecar next to %s: skipping the compatibility check", path)
@@ -381,8 +382,6 @@ class TrtRunner(Runner):
 
 def _built_version_compatible(engine_path: Path) -> bool:
     """Whether the engine's sidecar says it was built with VERSION_COMPATIBLE (no sidecar: assume not)."""
-    from convnext_export.trt.errors import EngineMetaError
-    from convnext_export.trt.sidecar import read_sidecar, sidecar_path
 
     if not sidecar_path(engine_path).is_file():
         return False

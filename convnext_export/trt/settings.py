@@ -12,6 +12,8 @@ from typing import Any
 from convnext_export._files import sha256_of
 from convnext_export.contract import INPUT_NAME
 from convnext_export.errors import InvalidOptionError, UnknownNameError
+from convnext_export.export.metadata import read_metadata
+from convnext_export.precision.fp16 import layer_norm_nodes
 from convnext_export.trt.errors import EngineBuildError
 from convnext_export.trt.versions import GENERATIONS
 
@@ -148,9 +150,6 @@ def precision_plan(generation: str, precision: str) -> PrecisionPlan:
 def read_onnx_info(path: Path, precision: str | None = None) -> OnnxInfo:
     """Precision (metadata, or `precision`), input shape and LayerNorm nodes of an ONNX artifact."""
     import onnx
-
-    from convnext_export.export.metadata import read_metadata
-    from convnext_export.precision.fp16 import layer_norm_nodes
 
     if not path.is_file():
         raise EngineBuildError(f"ONNX file {os.fspath(path)} does not exist")

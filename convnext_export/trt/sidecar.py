@@ -29,6 +29,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from convnext_export import __version__
 from convnext_export._atomic import atomic_path
 from convnext_export._files import sha256_of
 from convnext_export.trt.errors import EngineMetaError, EngineMismatchError
@@ -93,7 +94,6 @@ def cache_key(
     The toolkit version is part of it (a newer toolkit may configure the builder differently); the timing
     cache's location is not. `calibration_digest` keys implicitly calibrated INT8 engines on their data.
     """
-    from convnext_export import __version__
 
     options = settings if isinstance(settings, dict) else settings.to_dict()
     document = {

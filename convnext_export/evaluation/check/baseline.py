@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from convnext_export import __version__
 from convnext_export._atomic import atomic_path
 from convnext_export.data.datasets import Dataset
 from convnext_export.errors import ConvNeXtExportError
@@ -150,7 +151,6 @@ def _valid_figure(figure: object, images: object) -> bool:
 
 
 def baseline_document(result: CheckResult) -> dict:
-    from convnext_export import __version__
 
     figures = {}
     for f in (f for f in result.figures if not f.informational):

@@ -16,8 +16,11 @@ from convnext_export.data.datasets import Dataset, DatasetError
 from convnext_export.errors import InvalidOptionError
 from convnext_export.evaluation.check.baseline import check_baseline_dataset, compare_baseline
 from convnext_export.evaluation.check.results import _EPS, EAGER, CheckResult, CheckThresholds, Figure, Gate, Scores
+from convnext_export.evaluation.latency.measure import measure
 from convnext_export.evaluation.stats import paired_difference_interval, wilson_interval
+from convnext_export.export.metadata import onnx_metadata
 from convnext_export.precision.cpu_isa import host_isa
+from convnext_export.precision.qdq_rules import check_trt_qdq
 from convnext_export.runners.backends import ENGINE_SUFFIXES, is_engine, judging_runner, open_runner
 
 if TYPE_CHECKING:
@@ -45,7 +48,6 @@ def evaluate(runner: Runner, dataset: Dataset, batch_size: int) -> Scores:
 
 def measure_latency(runner: Runner, dataset: Dataset, batch_size: int, repeats: int = 20) -> float:
     """Median wall time in ms of one batch, with profile's warm-up and timing loop."""
-    from convnext_export.evaluation.latency.measure import measure
 
     batch = runner.static_batch or batch_size
     result = measure(runner, batch, warmup=3, iterations=repeats, image_size=tuple(dataset.inputs.shape[2:]))
@@ -71,7 +73,6 @@ def _artifact_runners(path: Path) -> list[tuple[Runner, str, bool]]:
 
 
 def onnx_precision(path: Path) -> str | None:
-    from convnext_export.export.metadata import onnx_metadata
 
     metadata = onnx_metadata(path)
     return metadata.precision if metadata is not None else None
@@ -99,8 +100,6 @@ def qdq_rule_gate(path: Path) -> Gate | None:
     if path.suffix != ".onnx" or onnx_precision(path) != "int8-trt":
         return None
     import onnx
-
-    from convnext_export.precision.qdq_rules import check_trt_qdq
 
     problems = check_trt_qdq(onnx.load(path, load_external_data=False))
     message = (
@@ -185,8 +184,6 @@ def run_check(
 def check_system() -> dict:
     """What this run's figures depend on beyond the model: the CPU's int8 class and onnxruntime's version."""
     from importlib.metadata import PackageNotFoundError, version
-
-    from convnext_export.precision.cpu_isa import host_isa
 
     try:
         ort = version("onnxruntime")

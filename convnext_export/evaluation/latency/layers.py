@@ -14,6 +14,9 @@ from convnext_export.errors import InvalidOptionError
 from convnext_export.evaluation.latency.measure import batch_shape, seeded_input
 from convnext_export.evaluation.latency.stats import LayerTime
 from convnext_export.runners.backends import ORT_PROVIDERS
+from convnext_export.runners.ort_runner import _INPUT_DTYPES, _session_options
+from convnext_export.runners.trt_runner import TrtRunner
+from convnext_export.trt.env import import_tensorrt
 
 
 def layer_profile(path: Path, backend: str, batch: int, threads: int | None) -> list[LayerTime] | None:
@@ -70,8 +73,6 @@ def layer_profile_ort(
 
     import onnxruntime as ort
 
-    from convnext_export.runners.ort_runner import _INPUT_DTYPES, _session_options
-
     options = _session_options(ort, threads)
     with tempfile.TemporaryDirectory() as tmp:
         options.enable_profiling = True
@@ -96,8 +97,6 @@ def layer_profile_trt(
     layer once per execution (execute_v2 / execute_async_v3) after it completes; it synchronizes between layers
     to do so, so read the shares, not the sum. Layer names are indices when the engine was built with
     ProfilingVerbosity NONE; op types are not reported ("-"). Runs without CUDA graphs, which hide the layers."""
-    from convnext_export.runners.trt_runner import TrtRunner
-    from convnext_export.trt.env import import_tensorrt
 
     trt = import_tensorrt()
 

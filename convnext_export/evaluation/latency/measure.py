@@ -18,7 +18,7 @@ from convnext_export.errors import InvalidOptionError
 from convnext_export.evaluation.latency.stats import LatencyResult, LatencyStats
 
 if TYPE_CHECKING:
-    from convnext_export.runners import Runner
+    from convnext_export.runners.base import Runner
 
 
 def seeded_input(shape: Sequence[int], seed: int = 0) -> np.ndarray:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from convnext_export._atomic import atomic_path
 from convnext_export.evaluation.latency.stats import LatencyResult
 
 
@@ -14,8 +15,6 @@ def write_plot(results: Sequence[LatencyResult], target: Path) -> Path:
     right axis. Agg canvas, no pyplot: no global backend switch, no display needed."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-
-    from convnext_export._atomic import atomic_path
 
     fig = Figure(figsize=(8, 5), layout="constrained")
     FigureCanvasAgg(fig)

@@ -11,9 +11,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from convnext_export._atomic import atomic_path
 from convnext_export.errors import ConvNeXtExportError
 from convnext_export.evaluation.latency.plot import write_plot
 from convnext_export.evaluation.latency.stats import PERCENTILE_METHOD, LatencyResult, Skipped
+from convnext_export.provenance import library_versions
+from convnext_export.trt import cuda as cuda_runtime
 
 
 def _cpu_model() -> str:
@@ -30,8 +33,6 @@ def _cpu_model() -> str:
 def _gpu_name() -> str | None:
     """The first GPU's name from cuda-python (cheap, torch-free), else torch; None where neither sees one."""
     try:
-        from convnext_export.trt import cuda as cuda_runtime
-
         if cuda_runtime.device_count() > 0:
             return cuda_runtime.device_properties(0)[0]
     except ConvNeXtExportError:
@@ -45,7 +46,6 @@ def _gpu_name() -> str | None:
 
 def system_info(threads: int | None = None) -> dict[str, Any]:
     """What the numbers depend on: CPU, cores, the thread count asked for, GPU, library versions."""
-    from convnext_export.pipeline.manifest import library_versions
 
     return {
         "cpu": _cpu_model(),
@@ -88,8 +88,6 @@ def csv_row(result: LatencyResult) -> dict[str, object]:
 def _write_csv(results: Sequence[LatencyResult], target: Path) -> Path:
     import csv
 
-    from convnext_export._atomic import atomic_path
-
     with atomic_path(target) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
         writer.writeheader()
@@ -107,8 +105,6 @@ def write_reports(
     """latency.json (everything), latency.csv (one row per artifact/backend/batch), latency.png (when
     matplotlib is installed and something was measured; otherwise the JSON says why not). All atomic."""
     import json
-
-    from convnext_export._atomic import atomic_path
 
     out = Path(out_dir)
     paths: dict[str, Path] = {}

@@ -14,7 +14,7 @@ from convnext_export.evaluation.latency.stats import LatencyResult, ProfileRun, 
 from convnext_export.runners.backends import BackendUnavailableError, check_backends, default_backend, open_runner
 
 if TYPE_CHECKING:
-    from convnext_export.runners import Runner
+    from convnext_export.runners.base import Runner
 
 
 def batch_refusal(runner: Runner, batch_size: int) -> str | None:
