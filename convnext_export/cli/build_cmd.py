@@ -46,7 +46,7 @@ from convnext_export.cli.options import (
 )
 
 if TYPE_CHECKING:
-    from convnext_export.pipeline.results import BuildResult
+    from convnext_export.pipeline.results import ArtifactResult, BuildResult
 
 OutputDir = Annotated[
     Path | None, typer.Option("--output-dir", "-o", help="Build directory (default: artifacts/convnext_<variant>).")
@@ -218,7 +218,7 @@ def print_summary(result: BuildResult) -> None:
     stdout_console().print(table)
 
 
-def _detail(artifact: object) -> str:
+def _detail(artifact: ArtifactResult) -> str:
     details = artifact.details
     if "nodes_before" in details:
         folds = ", ".join(f"{f['name']}: {f['count']}" for f in details["folds"] if f["count"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -24,10 +24,16 @@ from convnext_export.cli.options import (
     Weights,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from convnext_export.contract import ArtifactMetadata
+    from convnext_export.precision.calibration import CalibrationSet
+
 Model = Annotated[Path, typer.Argument(help="The FP32 ONNX file (as written by export or build).")]
 
 
-def _fp32_metadata(model: Path) -> object:
+def _fp32_metadata(model: Path) -> ArtifactMetadata:
     from convnext_export.errors import InvalidOptionError
     from convnext_export.export.metadata import onnx_metadata
 
@@ -39,7 +45,9 @@ def _fp32_metadata(model: Path) -> object:
     return metadata
 
 
-def _calibration_set(model: Path, calib: Path, samples: int | None, seed: int, step: object) -> object:
+def _calibration_set(
+    model: Path, calib: Path | None, samples: int | None, seed: int, step: Callable[[str], None]
+) -> CalibrationSet:
     from convnext_export.data.preprocess import PreprocessConfig
     from convnext_export.precision.calibration import CalibrationDataError, load_calibration_set
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from convnext_export.data.preprocess import PreprocessConfig, eval_config, prepr
 from convnext_export.errors import InvalidOptionError
 from convnext_export.export.metadata import artifact_metadata
 from convnext_export.runners.backends import open_runner
+
+if TYPE_CHECKING:
+    from convnext_export.contract import ArtifactMetadata
 
 
 @dataclass
@@ -40,7 +44,7 @@ def top_k(probabilities: np.ndarray, labels: list[str], k: int) -> list[list[tup
     return [[(labels[i], float(row[i])) for i in idx] for row, idx in zip(probabilities, order, strict=True)]
 
 
-def class_names(metadata: object, labels_file: str | os.PathLike[str] | None) -> list[str] | None:
+def class_names(metadata: ArtifactMetadata | None, labels_file: str | os.PathLike[str] | None) -> list[str] | None:
 
     classes = getattr(metadata, "num_classes", None)
     if labels_file is not None:

@@ -18,7 +18,7 @@ from convnext_export.model.layers import LAYER_NORM_EPS, Block, LayerNorm2d, dro
 from convnext_export.model.variants import ModelConfig, check_input_size
 
 
-class _ConvNeXtBase(nn.Module):
+class ConvNeXtNetwork(nn.Module):
     """What both families share: head, initialisation, input checks and the three forward modes."""
 
     config: ModelConfig
@@ -69,7 +69,7 @@ class _ConvNeXtBase(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-class ConvNeXt(_ConvNeXtBase):
+class ConvNeXt(ConvNeXtNetwork):
     """Hierarchical ConvNeXt: patchify stem + LayerNorm, four stages, LayerNorm + 2x2 conv between them."""
 
     def __init__(self, config: ModelConfig) -> None:
@@ -101,7 +101,7 @@ class ConvNeXt(_ConvNeXtBase):
         return tuple(maps)
 
 
-class ConvNeXtIsotropic(_ConvNeXtBase):
+class ConvNeXtIsotropic(ConvNeXtNetwork):
     """Isotropic ConvNeXt (paper section 5): a 16x16 patch stem and one resolution throughout.
 
     It has no stages; features mode returns the maps after each quarter of the blocks, all at stride 16.
@@ -132,7 +132,7 @@ class ConvNeXtIsotropic(_ConvNeXtBase):
         return tuple(maps)
 
 
-def build_network(config: ModelConfig) -> _ConvNeXtBase:
+def build_network(config: ModelConfig) -> ConvNeXtNetwork:
     """The network for `config`, in eval mode (training is the caller's explicit choice)."""
     network = ConvNeXtIsotropic(config) if config.isotropic else ConvNeXt(config)
     return network.eval()

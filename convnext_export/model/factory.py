@@ -6,7 +6,7 @@ import os
 from typing import TYPE_CHECKING
 
 from convnext_export.errors import CheckpointError, InvalidOptionError
-from convnext_export.model.convnext import _ConvNeXtBase, build_network
+from convnext_export.model.convnext import ConvNeXtNetwork, build_network
 from convnext_export.model.variants import VARIANTS, ModelConfig, describe_architecture, get_variant, make_config
 from convnext_export.weights import load_checkpoint, load_state_dict_strict
 
@@ -25,7 +25,7 @@ def create_model(
     ema: bool = False,
     progress: bool = True,
     **options: object,
-) -> _ConvNeXtBase:
+) -> ConvNeXtNetwork:
     """Build a ConvNeXt in eval mode.
 
     `weights` is a checkpoint path, a transformers model directory, or a pretrained tag such as "in1k"

@@ -21,8 +21,6 @@ from convnext_export.provenance import library_versions
 MANIFEST_NAME = "manifest.json"
 
 
-
-
 @dataclass
 class ArtifactRecord:
     path: str  # relative to the build directory

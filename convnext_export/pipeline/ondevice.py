@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from convnext_export.contract import artifact_name, split_artifact_name
 from convnext_export.errors import InvalidOptionError
@@ -22,8 +23,13 @@ from convnext_export.pipeline.results import ArtifactResult, BuildResult
 from convnext_export.pipeline.stages import engine_stage
 from convnext_export.trt.settings import EngineSettings
 
+if TYPE_CHECKING:
+    from convnext_export.contract import ArtifactMetadata
 
-def bundle_onnx_files(onnx_path: Path, metadata: object, precisions: tuple[str, ...]) -> list[tuple[str, Path]]:
+
+def bundle_onnx_files(
+    onnx_path: Path, metadata: ArtifactMetadata | None, precisions: tuple[str, ...]
+) -> list[tuple[str, Path]]:
     """The given ONNX plus the precision siblings asked for (`<stem>.fp16.onnx`, `<stem>.int8-trt.onnx`)."""
     if metadata is None:
         raise InvalidOptionError(f"{onnx_path} has no convnext-export metadata: export it with convnext-export")

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     from convnext_export.export.optimize import OptimizeReport
     from convnext_export.precision.calibration import CalibrationSet
+    from convnext_export.trt.settings import EngineSettings
 
 
 def fp16_stage(
@@ -150,7 +151,7 @@ def integer_kernel_figures(model: nn.Module, path: Path, evaluation: Evaluation,
     }
 
 
-def engine_recipe(onnx_path: Path, engine_path: Path, settings: object, precision: str) -> object:
+def engine_recipe(onnx_path: Path, engine_path: Path, settings: EngineSettings, precision: str) -> EngineRecipe:
     """trtexec and convnext-export commands that build `engine_path` from `onnx_path`, run in the bundle."""
 
     trtexec = trtexec_command(onnx_path, engine_path, settings, precision=precision, relative_to=onnx_path.parent)
@@ -158,7 +159,7 @@ def engine_recipe(onnx_path: Path, engine_path: Path, settings: object, precisio
     return EngineRecipe(onnx_path.name, engine_path.name, trtexec, ours)
 
 
-def engine_flags(settings: object) -> list[str]:
+def engine_flags(settings: EngineSettings) -> list[str]:
     """CLI flags that reproduce `settings` (EngineSettings) in `convnext-export build --onnx`."""
     flags = [
         "--min-batch",
@@ -180,26 +181,26 @@ def engine_flags(settings: object) -> list[str]:
     return flags
 
 
-def fixed_batch(settings: object, onnx_path: Path) -> object:
+def fixed_batch(settings: EngineSettings, onnx_path: Path) -> EngineSettings:
     """A static-batch ONNX admits exactly one shape: the profile follows it (min = opt = max = its batch)."""
 
     batch = read_onnx_info(onnx_path).batch
     return settings if batch is None else settings.with_batch(batch)
 
 
-def engine_row(precision: str, settings: object) -> str:
+def engine_row(precision: str, settings: EngineSettings) -> str:
     """The verdict row an engine is judged by: an FP32 engine built with TF32 has its own."""
     return "fp32-tf32" if precision == "fp32" and settings.tf32 else precision
 
 
 def engine_stage(
     onnx_artifacts: list[ArtifactResult],
-    reference: object,
+    reference: nn.Module | Path | Runner | None,
     evaluation: Evaluation,
-    settings: object,
+    settings: EngineSettings,
     batch_sizes: tuple[int, ...],
     step: Progress,
-) -> tuple[list[ArtifactResult], list[EngineSkip], list[object]]:
+) -> tuple[list[ArtifactResult], list[EngineSkip], list[EngineRecipe]]:
     """Build and validate an engine per TensorRT-bound ONNX artifact, or record why it was skipped.
 
     `reference` is the eager model (a build) or the FP32 ONNX (on a device without torch), None where

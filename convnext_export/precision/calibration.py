@@ -21,6 +21,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -34,6 +35,9 @@ from convnext_export.data.preprocess import (
     preprocess_image,
 )
 from convnext_export.errors import ConvNeXtExportError, ImageError, InvalidOptionError
+
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 ARRAY_EXTENSIONS: frozenset[str] = frozenset({".npy", ".npz"})
 
@@ -104,7 +108,7 @@ def _suffix(name: str | os.PathLike) -> str:
     return os.path.splitext(name)[1].lower()
 
 
-def _read_header(f: object) -> tuple[tuple[int, ...], np.dtype]:
+def _read_header(f: BinaryIO) -> tuple[tuple[int, ...], np.dtype]:
     major, _ = np.lib.format.read_magic(f)
     read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
     shape, _, dtype = read(f)

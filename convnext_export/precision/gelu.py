@@ -6,8 +6,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from convnext_export.export.graph import Graph, const_input
+
+if TYPE_CHECKING:
+    import onnx
 
 
 @contextlib.contextmanager
@@ -30,7 +34,7 @@ def gelu_fused_source(fp32_path: Path, target: str, directory: Path) -> Iterator
         yield source
 
 
-def fuse_gelu(graph: object) -> int:
+def fuse_gelu(graph: Graph) -> int:
     """x * 0.5 * (1 + erf(x / sqrt(2))) as exported, 5 nodes -> com.microsoft Gelu (the same exact function).
 
     ONNX Runtime only; the TensorRT artifact keeps the standard ops its parser knows at opset 17.
@@ -57,13 +61,13 @@ def fuse_gelu(graph: object) -> int:
     return count
 
 
-def _scalar(graph: object, node: object, value: float) -> bool:
+def _scalar(graph: Graph, node: onnx.NodeProto, value: float) -> bool:
 
     constant = const_input(graph, node)
     return constant is not None and constant[1].size == 1 and abs(float(constant[1].reshape(-1)[0]) - value) < 1e-4
 
 
-def _erf_gelu_chain(graph: object, div: object) -> list | None:
+def _erf_gelu_chain(graph: Graph, div: onnx.NodeProto) -> list[onnx.NodeProto] | None:
     """[Div(x, sqrt2), Erf, Add(1), Mul(x), Mul(0.5)] when `div` starts that exact pattern."""
     if not _scalar(graph, div, 2**0.5) or graph.const(div.input[1]) is None:
         return None

@@ -22,7 +22,7 @@ from convnext_export.runners.base import ArtifactError, Runner, artifact_error
 _log = logging.getLogger("convnext_export")
 
 # ONNX element types a ConvNeXt export may take as input; anything else is not one of ours.
-_INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 
 Provider = str | tuple[str, dict[str, Any]]  # a name, or (name, provider options) as ORT accepts
 
@@ -45,7 +45,7 @@ def _check_providers(ort: Any, providers: Sequence[Provider]) -> None:
         )
 
 
-def _session_options(ort: Any, threads: int | None) -> Any:
+def session_options(ort: Any, threads: int | None) -> Any:
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: ORT's warnings would drown the CLI's output
     if threads is not None:
@@ -111,7 +111,7 @@ class OrtRunner(Runner):
         _check_providers(ort, providers)
         self.threads = threads
         self.emulate_qdq = bool(emulate_qdq)
-        options = _session_options(ort, threads)
+        options = session_options(ort, threads)
         if self.emulate_qdq:
             options.add_session_config_entry(EMULATE_QDQ_ENTRY, "1")
         try:
@@ -127,12 +127,12 @@ class OrtRunner(Runner):
     def _read_io(self) -> None:
         """Input/output names, the input shape (static dims as ints) and the input dtype, from the session."""
         inputs = self._session.get_inputs()
-        if len(inputs) != 1 or inputs[0].type not in _INPUT_DTYPES or len(inputs[0].shape) != 4:
+        if len(inputs) != 1 or inputs[0].type not in INPUT_DTYPES or len(inputs[0].shape) != 4:
             found = ", ".join(f"{i.name} {i.type} {i.shape}" for i in inputs)
             raise ArtifactError(f"{os.fspath(self.path)!r} is not an image model: expected one NCHW input, got {found}")
         self.input_name = inputs[0].name
         self.input_shape = tuple(d if isinstance(d, int) and d > 0 else None for d in inputs[0].shape)
-        self._input_dtype = _INPUT_DTYPES[inputs[0].type]
+        self._input_dtype = INPUT_DTYPES[inputs[0].type]
         self.output_names = tuple(o.name for o in self._session.get_outputs())
 
     def _infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:

@@ -16,9 +16,9 @@ from convnext_export._atomic import atomic_path
 from convnext_export.data.datasets import Dataset
 from convnext_export.errors import ConvNeXtExportError
 from convnext_export.evaluation.check.results import (
-    _EPS,
     BASELINE_SCHEMA,
     EAGER,
+    ROUNDING,
     UNITS,
     BaselineError,
     CheckResult,
@@ -42,7 +42,12 @@ def baseline_gates(f: Figure, base: dict, t: CheckThresholds, batch_size: int) -
     )
     gates = [
         Gate(
-            f.name, "baseline_top1", round(100 * drop, 4), t.max_top1_drop, 100 * low <= t.max_top1_drop + _EPS, message
+            f.name,
+            "baseline_top1",
+            round(100 * drop, 4),
+            t.max_top1_drop,
+            100 * low <= t.max_top1_drop + ROUNDING,
+            message,
         )
     ]
     measured = f.latency_ms is not None and bool(base.get("latency_ms")) and base.get("batch_size") == batch_size
@@ -76,7 +81,7 @@ def compare_baseline(result: CheckResult, baseline: dict) -> None:
             result.notes.append(f"{f.name}: not in the baseline; run with --update-baseline to add it")
             continue
         result.gates += baseline_gates(f, base, result.thresholds, result.batch_size)
-        if f.top1 > base["top1"] + _EPS:
+        if f.top1 > base["top1"] + ROUNDING:
             result.notes.append(
                 f"{f.name}: top-1 {f.top1:.2f}% improved on the baseline's {base['top1']:.2f}%: "
                 "run with --update-baseline to lock it in"

@@ -15,7 +15,7 @@ from convnext_export.contract import LOGITS_NAME
 from convnext_export.data.datasets import Dataset, DatasetError
 from convnext_export.errors import InvalidOptionError
 from convnext_export.evaluation.check.baseline import check_baseline_dataset, compare_baseline
-from convnext_export.evaluation.check.results import _EPS, EAGER, CheckResult, CheckThresholds, Figure, Gate, Scores
+from convnext_export.evaluation.check.results import EAGER, ROUNDING, CheckResult, CheckThresholds, Figure, Gate, Scores
 from convnext_export.evaluation.latency.measure import measure
 from convnext_export.evaluation.stats import paired_difference_interval, wilson_interval
 from convnext_export.export.metadata import onnx_metadata
@@ -90,8 +90,8 @@ def _threshold_gates(f: Figure, t: CheckThresholds) -> list[Gate]:
         f"{t.min_agreement:.4f}"
     )
     return [
-        Gate(f.name, "top1_drop", f.drop, t.max_top1_drop, low <= t.max_top1_drop + _EPS, drop),
-        Gate(f.name, "agreement", f.agreement, t.min_agreement, a_high >= t.min_agreement - _EPS, agree),
+        Gate(f.name, "top1_drop", f.drop, t.max_top1_drop, low <= t.max_top1_drop + ROUNDING, drop),
+        Gate(f.name, "agreement", f.agreement, t.min_agreement, a_high >= t.min_agreement - ROUNDING, agree),
     ]
 
 

@@ -24,7 +24,7 @@ SUITE = "convnext-export check"
 UNITS = {"top1": "percent", "top5": "percent", "agreement": "fraction", "latency_ms": "ms per batch"}
 
 
-_EPS = 1e-6  # figures are rounded to 4 decimals: smaller differences are rounding, not change
+ROUNDING = 1e-6  # figures are rounded to 4 decimals: smaller differences are rounding, not change
 
 
 class BaselineError(ConvNeXtExportError):

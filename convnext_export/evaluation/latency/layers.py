@@ -14,7 +14,7 @@ from convnext_export.errors import InvalidOptionError
 from convnext_export.evaluation.latency.measure import batch_shape, seeded_input
 from convnext_export.evaluation.latency.stats import LayerTime
 from convnext_export.runners.backends import ORT_PROVIDERS
-from convnext_export.runners.ort_runner import _INPUT_DTYPES, _session_options
+from convnext_export.runners.ort_runner import INPUT_DTYPES, session_options
 from convnext_export.runners.trt_runner import TrtRunner
 from convnext_export.trt.env import import_tensorrt
 
@@ -73,7 +73,7 @@ def layer_profile_ort(
 
     import onnxruntime as ort
 
-    options = _session_options(ort, threads)
+    options = session_options(ort, threads)
     with tempfile.TemporaryDirectory() as tmp:
         options.enable_profiling = True
         options.profile_file_prefix = os.path.join(tmp, "ort")
@@ -82,7 +82,7 @@ def layer_profile_ort(
         shape = [batch, *(d if isinstance(d, int) else None for d in info.shape[1:])]
         if None in shape:
             raise InvalidOptionError(f"{os.fspath(onnx_path)!r} has a dynamic image size: cannot profile layers")
-        feed = {info.name: seeded_input(shape).astype(_INPUT_DTYPES.get(info.type, np.float32))}
+        feed = {info.name: seeded_input(shape).astype(INPUT_DTYPES.get(info.type, np.float32))}
         for _ in range(iterations + 1):  # the first run is the warm-up, dropped by aggregate_ort_profile
             session.run(None, feed)
         with open(session.end_profiling(), encoding="utf-8") as f:
