@@ -57,7 +57,7 @@ def require(name: str, purpose: str) -> ModuleType:
             raise MissingDependencyError(f"{name} failed to load ({_one_line(exc)})", installed=True) from None
         top = name.split(".")[0]
         hint = INSTALL.get(top, f"pip install {top}")
-        raise MissingDependencyError(f"{NAMES.get(top, top)} is not installed ({purpose} need it): {hint}") from None
+        raise MissingDependencyError(f"{NAMES.get(top, top)} is not installed (needed for {purpose}): {hint}") from None
     except (ImportError, OSError) as exc:
         message = f"{name} is installed but failed to load ({_one_line(exc)})"
         raise MissingDependencyError(message, installed=True) from None

@@ -13,10 +13,6 @@ from convnext_export.cli._report import emit_json
 from convnext_export.cli.options import Variant, Weights
 
 if TYPE_CHECKING:
-    from torch import nn
-
-    from convnext_export.contract import ArtifactMetadata
-    from convnext_export.data.preprocess import PreprocessConfig
     from convnext_export.evaluation.check.results import CheckResult
 
 Markdown = Annotated[
@@ -54,74 +50,32 @@ def check(
     junit: Junit = None,
 ) -> None:
     """Measure top-1/top-5 of eager PyTorch and each artifact on labelled images; fail on accuracy loss."""
-    from convnext_export.data.datasets import check_classes, load_dataset
     from convnext_export.errors import InvalidOptionError
-    from convnext_export.evaluation.check.baseline import check_baseline_dataset, load_baseline
-    from convnext_export.evaluation.check.gate import run_check
     from convnext_export.evaluation.check.results import CheckThresholds
+    from convnext_export.pipeline import api
 
     thresholds = CheckThresholds(max_top1_drop, min_agreement, max_latency_regression, min_images)
     if update_baseline and baseline is None:
         raise InvalidOptionError("--update-baseline needs --baseline PATH (the file to write)")
-    paths = _artifact_paths(artifacts)
-    metadata = _first_metadata(paths)
-    reference = _reference(metadata, variant, weights)
-    data = load_dataset(dataset, _preprocess(metadata, reference), labels_file=labels, limit=limit)
-    check_classes(data, reference.config.num_classes, None if labels else _model_labels(metadata, reference))
-    previous = None
-    if baseline is not None and (baseline.exists() or not update_baseline):
-        previous = load_baseline(baseline)
-        check_baseline_dataset(previous, data, f"baseline {str(baseline)!r}")
-    result = run_check(data, reference, paths, thresholds, previous, batch_size=batch_size, latency=latency)
+    paths = [Path(p.strip()) for p in artifacts.split(",") if p.strip()]
+    result = api.check(
+        dataset,
+        paths,
+        baseline=baseline,
+        thresholds=thresholds,
+        labels=labels,
+        limit=limit,
+        batch_size=batch_size,
+        latency=latency,
+        variant=variant,
+        weights=weights,
+        baseline_optional=update_baseline,
+    )
     _report(result, json_out, markdown, junit)
     if update_baseline:
         _update(result, baseline)
     if not result.passed:
         raise typer.Exit(1)
-
-
-def _artifact_paths(artifacts: str) -> list[Path]:
-    from convnext_export.errors import InvalidOptionError
-
-    paths = [Path(p.strip()) for p in artifacts.split(",") if p.strip()]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise InvalidOptionError(f"artifact(s) not found: {', '.join(missing)}")
-    return paths
-
-
-def _first_metadata(paths: list[Path]) -> ArtifactMetadata | None:
-    """The first artifact's export metadata (for an engine: its sibling ONNX's), None when there is none."""
-    from convnext_export.export.metadata import artifact_metadata
-
-    return artifact_metadata(paths[0]) if paths else None
-
-
-def _reference(metadata: ArtifactMetadata | None, variant: str | None, weights: str | None) -> nn.Module:
-    """Eager model from the first artifact's metadata unless --variant/--weights say otherwise."""
-    from convnext_export.errors import InvalidOptionError
-    from convnext_export.model.reference import ModelRequest, load_model, reference_model
-
-    if metadata is not None:
-        return reference_model(metadata, variant, weights)
-    if weights is None:
-        raise InvalidOptionError("no artifact metadata to rebuild the eager model from: pass --weights (and --variant)")
-    return load_model(ModelRequest(variant=variant, weights=weights))
-
-
-def _preprocess(metadata: ArtifactMetadata | None, reference: nn.Module) -> PreprocessConfig:
-    from convnext_export.data.preprocess import PreprocessConfig, eval_config
-
-    if metadata is not None:
-        return PreprocessConfig.from_dict(metadata.preprocessing)
-    return eval_config(tuple(reference.config.image_size))
-
-
-def _model_labels(metadata: ArtifactMetadata | None, reference: nn.Module) -> list[str] | None:
-    if metadata is not None and metadata.labels:
-        return list(metadata.labels)
-    info = getattr(reference, "weights_info", None)
-    return list(info.labels) if info is not None and info.labels else None
 
 
 def _write(text: str, target: Path | None) -> None:

@@ -12,7 +12,6 @@ from convnext_export.cli._report import emit_json, print_validation, wants_table
 from convnext_export.cli.options import BatchSizes, EvalSamples, Images, JsonOutput, Seed, Variant, Weights
 
 Threshold = float | None
-DEFAULT_NOISE = 32
 
 
 @report_user_errors
@@ -45,16 +44,9 @@ def validate(
 ) -> None:
     """Judge the ONNX artifact (ONNX Runtime) against eager PyTorch by its precision's row of the verdict table:
     FP32 on seeded noise and real images, reduced precision on real images only (TensorRT Q/DQ emulated)."""
-    from convnext_export.data.preprocess import PreprocessConfig, eval_config
-    from convnext_export.errors import InvalidOptionError
-    from convnext_export.evaluation.thresholds import thresholds_for
-    from convnext_export.evaluation.validate import parse_batch_sizes, validate_artifact
-    from convnext_export.export.metadata import onnx_metadata
-    from convnext_export.model.reference import reference_model
-    from convnext_export.pipeline.inputs import load_evaluation
+    from convnext_export.evaluation.validate import parse_batch_sizes
+    from convnext_export.pipeline import api
 
-    sizes = parse_batch_sizes(batch_sizes)
-    metadata = onnx_metadata(model)
     overrides = {
         "min_cosine": min_cosine,
         "min_cosine_share": min_cosine_share,
@@ -63,33 +55,19 @@ def validate(
         "max_abs_rel": max_abs_rel,
         "min_samples": min_samples,
     }
-    thresholds = thresholds_for(precision or (metadata.precision if metadata else "fp32"), **overrides)
-    reference = reference_model(metadata, variant, weights)
-    if metadata is not None:
-        preprocess = PreprocessConfig.from_dict(metadata.preprocessing)
-    else:
-        preprocess = eval_config(reference.config.image_size)
-    noise = samples if samples is not None else 0 if thresholds.statistical else DEFAULT_NOISE
-    if thresholds.statistical and images is None and calib is None and not noise:
-        raise InvalidOptionError(
-            f"{thresholds.row} is judged on real images: pass --images DIR (or --calib DIR for the held-out half of "
-            "a calibration folder); seeded noise (--samples N) is shown as information only"
-        )
-    evaluation, _ = load_evaluation(
-        preprocess,
-        samples=max(noise, 1),
-        seed=seed,
+    result = api.validate(
+        model,
         images=images,
         calib=calib,
-        held_out=True,
         eval_samples=eval_samples,
-        random_init=reference.weights_info is None,
+        samples=samples,
+        batch_sizes=parse_batch_sizes(batch_sizes),
+        seed=seed,
+        precision=precision,
+        thresholds=overrides,
+        variant=variant,
+        weights=weights,
     )
-    sets = evaluation.fp32_sets
-    if noise == 0 and evaluation.images is not None:
-        sets.pop("random")
-    result = validate_artifact(reference, model, sets, sizes, thresholds.row, thresholds)
-    evaluation.describe(result)
     if wants_table(json_out):
         print_validation(result)
     emit_json(result.to_dict(), json_out)

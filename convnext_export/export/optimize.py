@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from convnext_export import _deps
 from convnext_export._atomic import atomic_path
 from convnext_export.errors import ConvNeXtExportError
 from convnext_export.export.folds import FOLDS
@@ -84,8 +85,8 @@ def optimize_onnx(source: str | os.PathLike[str], output: str | os.PathLike[str]
 def optimize_model(model: onnx.ModelProto) -> tuple[onnx.ModelProto, OptimizeReport]:
     """Fold, simplify and check `model`; returns the new model and what was done to it."""
     import onnx
-    import onnxsim
 
+    onnxsim = _deps.require("onnxsim", "the optimize stage")
     report = OptimizeReport(len(model.graph.node), 0, op_histogram(model), {})
     feeds = verification_feeds(model)
     reference = run_model(model, feeds)
@@ -132,7 +133,7 @@ def verification_feeds(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.nd
 
 
 def run_model(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    import onnxruntime as ort
+    ort = _deps.require("onnxruntime", "checking each fold")
 
     options = ort.SessionOptions()
     options.log_severity_level = 3  # unused-initializer notices between folds are expected

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from convnext_export import _deps
 from convnext_export.contract import INPUT_NAME
 from convnext_export.data.preprocess import (
     IMAGE_EXTENSIONS,
@@ -363,9 +364,9 @@ class _BatchReader:
 @functools.cache
 def _reader_class() -> type:
     """CalibrationReader: the batch reader as a real onnxruntime CalibrationDataReader subclass."""
-    from onnxruntime.quantization import CalibrationDataReader
+    quantization = _deps.require("onnxruntime.quantization", "INT8 calibration")
 
-    class CalibrationReader(_BatchReader, CalibrationDataReader):
+    class CalibrationReader(_BatchReader, quantization.CalibrationDataReader):
         __doc__, __qualname__ = _BatchReader.__doc__, "CalibrationReader"
 
     return CalibrationReader

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from convnext_export import __version__
+from convnext_export import __version__, _deps
 from convnext_export._atomic import atomic_path
 from convnext_export._files import sha256_of
 from convnext_export.errors import InvalidOptionError
@@ -28,14 +28,7 @@ from convnext_export.precision.calibration import calibration_reader
 from convnext_export.precision.cpu_isa import CpuInt8Settings, cpu_int8_settings, host_isa
 from convnext_export.precision.gelu import gelu_fused_source
 from convnext_export.precision.modelopt import quantize_modelopt
-from convnext_export.precision.options import (
-    CALIBRATION_METHODS,
-    CPU_OP_TYPES,
-    QUANTIZERS,
-    TARGETS,
-    TRT_OP_TYPES,
-    check_choice,
-)
+from convnext_export.precision.options import CALIBRATION_METHODS, COMPUTE_OPS, QUANTIZERS, TARGETS, check_choice
 from convnext_export.precision.records import (
     PRECISION,
     QuantizeReport,
@@ -101,7 +94,7 @@ def quantize_int8(
     if len(calibration.inputs) == 0:
         raise InvalidOptionError("the calibration set is empty")
     fp32_path, output = Path(fp32_path), Path(output)
-    op_types = TRT_OP_TYPES if target == "trt" else CPU_OP_TYPES
+    op_types = COMPUTE_OPS
     cpu = cpu_int8_settings(isa or host_isa()) if target == "cpu" else None
     # One cache serves both targets: the GELU fusion leaves every tensor around Conv/MatMul/Gemm unchanged.
     cache = calibration_cache_path(fp32_path, calibration, method, op_types, cache_dir or default_cache_dir())
@@ -140,7 +133,13 @@ def _quantize_static(
     cache: Path,
     cpu: CpuInt8Settings | None,
 ) -> None:
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    ort_quantization = _deps.require("onnxruntime.quantization", "INT8 quantization")
+    CalibrationMethod, QuantFormat, QuantType = (  # noqa: N806 - ONNX Runtime's enum names
+        ort_quantization.CalibrationMethod,
+        ort_quantization.QuantFormat,
+        ort_quantization.QuantType,
+    )
+    quantize_static = ort_quantization.quantize_static
 
     methods = {
         "minmax": CalibrationMethod.MinMax,

@@ -3,7 +3,8 @@ check that an optional quantizer is installed before any work."""
 
 from __future__ import annotations
 
-from convnext_export.errors import ConvNeXtExportError, UnknownNameError
+from convnext_export import _deps
+from convnext_export.errors import UnknownNameError
 
 TARGETS = ("trt", "cpu")
 
@@ -17,10 +18,9 @@ MODELOPT_METHODS = {"minmax": "max", "entropy": "entropy"}  # ModelOpt's INT8 ca
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
 
-TRT_OP_TYPES = ("Conv", "MatMul", "Gemm")
-
-
-CPU_OP_TYPES = ("Conv", "MatMul", "Gemm")  # measured: quantizing Add/Mul too costs accuracy for ~no speed
+# The ops INT8 computes, for both targets: TensorRT places Q/DQ only on their inputs (DESIGN.md section 3), and on
+# the CPU quantizing Add/Mul too was measured to cost accuracy for about no speed.
+COMPUTE_OPS = ("Conv", "MatMul", "Gemm")
 
 
 def check_choice(kind: str, value: str, valid: tuple[str, ...]) -> str:
@@ -31,12 +31,9 @@ def check_choice(kind: str, value: str, valid: tuple[str, ...]) -> str:
 
 def require_quantizer(quantizer: str) -> str:
     """A known quantizer that is installed here, checked before any work (ModelOpt is an optional package)."""
-    import importlib.util
-
     check_choice("quantizer", quantizer, QUANTIZERS)
-    if quantizer == "modelopt" and importlib.util.find_spec("modelopt") is None:
-        raise ConvNeXtExportError(
-            "--quantizer modelopt needs nvidia-modelopt[onnx], which pins onnx and onnxruntime-gpu: install it "
-            "in its own environment (pip install 'nvidia-modelopt[onnx]'), or use the default --quantizer ort"
+    if quantizer == "modelopt" and not _deps.available("modelopt"):
+        raise _deps.MissingDependencyError(
+            f"--quantizer modelopt needs nvidia-modelopt[onnx]: {_deps.INSTALL['modelopt']}; or use --quantizer ort"
         )
     return quantizer

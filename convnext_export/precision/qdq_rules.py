@@ -12,12 +12,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from convnext_export.export.graph import attribute
+from convnext_export.precision.options import COMPUTE_OPS
 
 if TYPE_CHECKING:
     import onnx
-
-
-COMPUTE_OPS = frozenset({"Conv", "MatMul", "Gemm"})
 
 
 DATA_MOVEMENT = frozenset({"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze"})
@@ -25,7 +23,7 @@ DATA_MOVEMENT = frozenset({"Reshape", "Transpose", "Flatten", "Squeeze", "Unsque
 
 # Where a dequantized activation may end: a quantized compute op, the residual Add (TensorRT fuses it into
 # the producing conv with an INT8 output), or a LayerNorm fed by a Conv output (int8-in normalization).
-ALLOWED_ENDS = COMPUTE_OPS | {"Add", "LayerNormalization"}
+ALLOWED_ENDS = frozenset({*COMPUTE_OPS, "Add", "LayerNormalization"})
 
 
 FORBIDDEN_OPS = frozenset({"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "QGemm"})

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from convnext_export.contract import METADATA_PREFIX
 from convnext_export.export.metadata import read_metadata, set_metadata
 from convnext_export.precision.cpu_isa import CpuInt8Settings
-from convnext_export.precision.options import TRT_OP_TYPES
+from convnext_export.precision.options import COMPUTE_OPS
 from convnext_export.precision.qdq_rules import upstream
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ def count_quantized(model: onnx.ModelProto) -> int:
         if (
             node.op_type.startswith("QLinear")
             or node.op_type in ("QGemm", "ConvInteger", "MatMulInteger")
-            or node.op_type in TRT_OP_TYPES
+            or node.op_type in COMPUTE_OPS
             and node.input
             and _from_dequantize(producers, node.input[0])
         ):

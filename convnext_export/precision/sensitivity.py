@@ -18,6 +18,7 @@ import numpy as np
 
 from convnext_export.errors import ConvNeXtExportError, InvalidOptionError
 from convnext_export.precision.int8 import quantize_int8
+from convnext_export.precision.options import COMPUTE_OPS
 
 if TYPE_CHECKING:
     from convnext_export.precision.calibration import CalibrationSet
@@ -27,9 +28,6 @@ METRICS = ("top1-agreement", "cosine")
 
 
 SCOPE = re.compile(r"^/(?:stages\.\d+/)?(stages\.\d+\.\d+|downsample_layers\.\d+|blocks\.\d+|head|norm)(?:/|$)")
-
-
-COMPUTE_OPS = ("Conv", "MatMul", "Gemm")
 
 
 class AccuracyTargetError(ConvNeXtExportError):

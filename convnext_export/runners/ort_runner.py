@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from convnext_export import _deps
 from convnext_export.contract import METADATA_PREFIX
 from convnext_export.errors import InvalidOptionError
 from convnext_export.precision.cpu_isa import host_isa
@@ -102,8 +103,7 @@ class OrtRunner(Runner):
         *,
         emulate_qdq: bool = False,
     ) -> None:
-        import onnxruntime as ort
-
+        ort = _deps.require("onnxruntime", "ONNX Runtime runners")
         self.path = Path(path)
         if not self.path.is_file():
             raise artifact_error(self.path, "no such file")

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from convnext_export import _deps
 from convnext_export.errors import InvalidOptionError
 from convnext_export.evaluation.latency.measure import batch_shape, seeded_input
 from convnext_export.evaluation.latency.stats import LayerTime
@@ -71,7 +72,7 @@ def layer_profile_ort(
     import json
     import tempfile
 
-    import onnxruntime as ort
+    ort = _deps.require("onnxruntime", "ONNX Runtime's per-node profile")
 
     options = session_options(ort, threads)
     with tempfile.TemporaryDirectory() as tmp:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from convnext_export import _deps
 from convnext_export._atomic import atomic_path
 from convnext_export.evaluation.latency.stats import LatencyResult
 
@@ -13,6 +14,7 @@ from convnext_export.evaluation.latency.stats import LatencyResult
 def write_plot(results: Sequence[LatencyResult], target: Path) -> Path:
     """Median latency against batch size per artifact/backend, a p90-p99 band, throughput (dashed) on the
     right axis. Agg canvas, no pyplot: no global backend switch, no display needed."""
+    _deps.require("matplotlib", "latency.png")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

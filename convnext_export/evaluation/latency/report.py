@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from convnext_export._atomic import atomic_path
+from convnext_export._deps import MissingDependencyError
 from convnext_export.errors import ConvNeXtExportError
 from convnext_export.evaluation.latency.plot import write_plot
 from convnext_export.evaluation.latency.stats import PERCENTILE_METHOD, LatencyResult, Skipped
@@ -114,8 +115,8 @@ def write_reports(
     else:
         try:
             paths["png"] = write_plot(results, out / "latency.png")
-        except ImportError:
-            plot = "not drawn: matplotlib is not installed (pip install matplotlib)"
+        except MissingDependencyError as exc:
+            plot = f"not drawn: {exc}"
     document = {
         "toolkit": "convnext-export",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
