@@ -19,8 +19,8 @@ import convnext_export
 from convnext_export.contract import INPUT_NAME
 from convnext_export.data.preprocess import eval_config, find_images, preprocess_batch
 from convnext_export.export.trace import export_onnx
+from tests._paths import DIGITS
 
-DIGITS = Path(__file__).parent / "data" / "digits"
 CHECKPOINT = DIGITS / "convnext_digits.safetensors"
 IMAGE_SIZE = 32
 MIN_ACCURACY = 0.97

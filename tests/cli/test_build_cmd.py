@@ -1,0 +1,240 @@
+"""`build` end to end through the CLI: artifacts, manifest, exit codes and clear errors, on random-init and trained
+weights; the deploy bundle on a machine without TensorRT; what the INT8 verdicts say."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from convnext_export._files import sha256_of
+from convnext_export.cli import app
+from tests._paths import DIGITS, SAMPLE_PHOTOS
+from tests.cli._helpers import WITHOUT_TENSORRT, error_line, invoke
+
+WEIGHTS = DIGITS / "convnext_digits.safetensors"
+CALIB = DIGITS / "calib"  # training-split images: calibration never sees the test split
+
+
+def test_build_writes_onnx_report_and_manifest(built: Path) -> None:
+    manifest = json.loads((built / "manifest.json").read_text())
+    records = {r["path"]: r for r in manifest["artifacts"]}
+    assert set(records) == {
+        "convnext_test.fp32.onnx",
+        "report.json",
+        "labels.txt",
+        "build_engine.sh",
+        "latency.json",
+        "latency.csv",
+        "latency.png",
+    }
+    for name, record in records.items():
+        assert record["sha256"] == sha256_of([built / name]) and record["size"] == (built / name).stat().st_size
+    assert records["convnext_test.fp32.onnx"]["precision"] == "fp32"
+    assert manifest["model"]["random_init"] is True and manifest["validation"] == {"fp32": True}
+    assert {"torch", "onnx", "onnxruntime"} <= set(manifest["versions"])
+    assert sorted(p.name for p in built.iterdir()) == [
+        "build_engine.sh",
+        "convnext_test.fp32.onnx",
+        "labels.txt",
+        "latency.csv",
+        "latency.json",
+        "latency.png",
+        "manifest.json",
+        "report.json",
+    ]
+
+
+def test_report_has_node_counts_and_per_batch_validation(built: Path) -> None:
+    (fp32,) = json.loads((built / "report.json").read_text())["artifacts"]
+    assert fp32["precision"] == "fp32" and fp32["details"]["nodes_after"] < fp32["details"]["nodes_before"]
+    rows = fp32["validation"]["rows"]
+    assert {(r["inputs"], r["batch_size"]) for r in rows} == {("random", 1), ("random", 3)}
+    assert all(r["cosine"] >= 0.99999 and r["top1_agreement"] == 1.0 for r in rows)
+
+
+def test_build_without_weights_needs_random_init(tmp_path: Path) -> None:
+    assert "--random-init" in error_line(invoke("build", "--variant", "test", "--output-dir", tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_output_directory_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    line = error_line(invoke("build", "--variant", "test", "--random-init", "--output-dir", blocker / "sub"))
+    assert "cannot write to output directory" in line
+
+
+# --- the deploy bundle, on a machine without TensorRT ---------------------------------------------------
+
+
+@WITHOUT_TENSORRT
+def test_build_completes_every_cpu_stage_and_exits_0(deploy_bundle: tuple) -> None:
+    out, result = deploy_bundle
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "build_engine.sh",
+        "calibration.json",
+        "convnext_custom.fp16.onnx",
+        "convnext_custom.fp32.onnx",
+        "convnext_custom.int8-cpu.onnx",
+        "convnext_custom.int8-trt.onnx",
+        "labels.txt",
+        "latency.csv",
+        "latency.json",
+        "latency.png",
+        "manifest.json",
+        "report.json",
+    ]
+
+
+@WITHOUT_TENSORRT
+def test_each_skipped_engine_is_one_line_with_the_commands_to_build_it(deploy_bundle: tuple) -> None:
+    out, result = deploy_bundle
+    skipped = [line for line in result.stdout.splitlines() if line.startswith("engine skipped")]
+    assert len(skipped) == 3  # fp32, fp16 and the TensorRT INT8 ONNX; the CPU INT8 model is not for TensorRT
+    assert all("tensorrt" in line.lower() for line in skipped)
+    assert "trtexec" in result.stdout and "convnext-export build --onnx convnext_custom.fp16.onnx" in result.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {s["engine"] for s in manifest["engines_skipped"]} == {
+        "convnext_custom.fp32.plan",
+        "convnext_custom.fp16.plan",
+        "convnext_custom.int8.plan",
+    }
+
+
+@WITHOUT_TENSORRT
+def test_labels_and_calibration_cache_travel_with_the_bundle(deploy_bundle: tuple) -> None:
+    out, _ = deploy_bundle
+    assert (out / "labels.txt").read_text().splitlines() == [str(d) for d in range(10)]
+    assert "int8" in json.loads((out / "report.json").read_text())["artifacts"][2]["precision"]
+    assert json.loads((out / "calibration.json").read_text())  # ONNX Runtime's TensorsData JSON
+
+
+@WITHOUT_TENSORRT
+def test_build_script_is_valid_bash_with_both_routes(deploy_bundle: tuple) -> None:
+    out, _ = deploy_bundle
+    script = (out / "build_engine.sh").read_text()
+    assert subprocess.run(["bash", "-n", str(out / "build_engine.sh")], capture_output=True).returncode == 0
+    assert script.count('"$TRTEXEC" --onnx=') == 3 and script.count("convnext-export build --onnx") == 3
+    assert (out / "build_engine.sh").stat().st_mode & 0o111
+
+
+@WITHOUT_TENSORRT
+def test_require_engine_exits_3_when_engines_are_skipped(tmp_path: Path) -> None:
+    result = invoke(
+        "build",
+        "--variant",
+        "test",
+        "--random-init",
+        "--image-size",
+        64,
+        "--samples",
+        2,
+        "--output-dir",
+        tmp_path,
+        "--require-engine",
+    )
+    assert result.exit_code == 3, result.output
+    assert "not built (--require-engine)" in result.stderr
+
+
+@WITHOUT_TENSORRT
+def test_on_device_flow_builds_from_the_bundle_onnx(deploy_bundle: tuple, tmp_path: Path) -> None:
+    copy = tmp_path / "device"
+    shutil.copytree(deploy_bundle[0], copy)
+    result = invoke("build", "--onnx", copy / "convnext_custom.fp32.onnx", "--fp16", "--int8")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("engine skipped") == 3
+    assert invoke("build", "--onnx", copy / "convnext_custom.fp32.onnx", "--require-engine").exit_code == 3
+
+
+@WITHOUT_TENSORRT
+def test_on_device_flow_names_the_missing_precision_onnx(tmp_path: Path, deploy_bundle: tuple) -> None:
+    copy = tmp_path / "partial"
+    shutil.copytree(deploy_bundle[0], copy)
+    (copy / "convnext_custom.fp16.onnx").unlink()
+    result = invoke("build", "--onnx", copy / "convnext_custom.fp32.onnx", "--fp16")
+    assert result.exit_code == 2 and "convnext-export quantize" in result.stderr
+
+
+# --- INT8 verdicts: enough held-out images for trained weights; information only for random ones -----------
+
+
+def test_too_few_held_out_images_for_a_trained_model_is_a_usage_error(tmp_path: Path) -> None:
+    reply = CliRunner().invoke(
+        app, ["build", "--weights", str(WEIGHTS), "--int8", "--calib", str(CALIB), "--output-dir", str(tmp_path)]
+    )
+    assert reply.exit_code == 2, reply.output
+    assert "needs at least 50; found 32" in reply.stderr and "Traceback" not in reply.output
+
+
+def test_random_init_int8_build_states_its_verdicts_carry_no_information(tmp_path: Path) -> None:
+    reply = CliRunner().invoke(
+        app,
+        ["build", "--variant", "test", "--random-init", "--image-size", "64", "--fp16", "--int8"]
+        + ["--calib", str(SAMPLE_PHOTOS), "--samples", "4", "--no-profile", "--output-dir", str(tmp_path)],
+    )
+    assert reply.exit_code == 0, reply.output
+    assert "INFORMATION ONLY" in reply.stdout and "carry no information" in reply.stdout
+    report = json.loads((tmp_path / "report.json").read_text())
+    gates = {a["precision"]: a["validation"]["gates"] for a in report["artifacts"]}
+    assert gates == {"fp32": True, "fp16": False, "int8-trt": False, "int8-cpu": False}
+
+
+# --- every precision on the trained digits model -------------------------------------------------------------------
+
+
+WEIGHTS = DIGITS / "convnext_digits.safetensors"
+CALIB = DIGITS / "calib"  # training-split images: calibration never sees the test split
+
+
+def test_build_makes_every_precision_and_validates_each(tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    result = CliRunner().invoke(
+        app,
+        [
+            "build",
+            "--profile-iterations",
+            "3",
+            "--weights",
+            str(WEIGHTS),
+            "--fp16",
+            "--int8",
+            "--calib",
+            str(CALIB),
+            "--images",
+            str(DIGITS / "test"),
+            "--samples",
+            "4",
+            "--output-dir",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        "build_engine.sh",
+        "calibration.json",
+        "convnext_custom.fp16.onnx",
+        "convnext_custom.fp32.onnx",
+        "convnext_custom.int8-cpu.onnx",
+        "convnext_custom.int8-trt.onnx",
+        "labels.txt",
+        "latency.csv",
+        "latency.json",
+        "latency.png",
+        "manifest.json",
+        "report.json",
+    ]
+    import json
+
+    report = json.loads((out / "report.json").read_text())
+    assert [a["precision"] for a in report["artifacts"]] == ["fp32", "fp16", "int8-trt", "int8-cpu"]
+    assert all(a["validation"]["passed"] for a in report["artifacts"])
+    reduced = [a for a in report["artifacts"] if a["precision"] != "fp32"]
+    assert all({r["inputs"] for r in a["validation"]["rows"]} == {"images"} for a in reduced)  # real images only
+    assert report["calibration"]["used"] == 64
