@@ -1,11 +1,19 @@
 """Shared fixtures. Nothing here touches the network: tests use weights they make themselves.
 
+Isolation covers fixtures of every scope, not only tests: for the whole session the weights cache
+(CONVNEXT_EXPORT_CACHE) is a temporary folder, transformers is offline and every connection attempt fails (and is
+recorded). Each test module gets a fresh cache folder, which its module-scoped fixtures see, and each test a fresh
+one again. A package- or session-scoped fixture sees the folder of the module it is first set up in; one that fills
+the cache takes a folder of its own (tests._helpers.isolated_cache), so what it finds does not depend on test order.
+
 The digits reference (tests/data/digits) fixtures live here because tests in several folders read them; they are
 session-scoped, built once, and read-only for the tests (a test copies what it changes).
 """
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +21,38 @@ import pytest
 
 from tests._paths import DIGITS
 
-# --- isolation: cache and network ------------------------------------------------------------------------------
+# --- isolation: cache and network --------------------------------------------------------------------------
+
+
+class _Attempts:
+    """Where refused connection attempts are recorded: the running test's list (see `no_network`)."""
+
+    current: list[object] = []
+
+
+def _refuse(*args: object, **kwargs: object) -> None:
+    _Attempts.current.append(args)
+    raise OSError("network disabled in tests")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """For the whole session, fixtures of every scope included: a temporary cache, no network, transformers offline."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CONVNEXT_EXPORT_CACHE", str(tmp_path_factory.mktemp("session-cache")))
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setattr(socket.socket, "connect", _refuse)
+        patch.setattr(socket.socket, "connect_ex", _refuse)
+        patch.setattr(socket, "getaddrinfo", _refuse)
+        yield
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _isolated_module_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A fresh cache folder per test module, so module-scoped fixtures start from an empty cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CONVNEXT_EXPORT_CACHE", str(tmp_path_factory.mktemp("module-cache")))
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -23,24 +62,18 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
 
 
 @pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+def no_network() -> Iterator[list[object]]:
     """Every connection attempt (DNS included) fails and is recorded: nothing downloads in tests.
 
-    Tests that must prove they stayed offline take this fixture and assert the list is empty.
+    Tests that must prove they stayed offline take this fixture and assert the list is empty; it holds the
+    attempts made while this test ran (the session-wide refusal also covers fixtures of every scope).
     """
-    import socket
-
     attempts: list[object] = []
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        attempts.append(args)
-        raise OSError("network disabled in tests")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return attempts
+    outer, _Attempts.current = _Attempts.current, attempts
+    try:
+        yield attempts
+    finally:
+        _Attempts.current = outer
 
 
 # --- a random `test` network and its checkpoint (weights, model and CLI tests) --------------------------------
