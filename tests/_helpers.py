@@ -9,6 +9,7 @@ from pathlib import Path
 
 import onnx
 import pytest
+import torch
 import typer
 from click.testing import Result
 from onnx import TensorProto, helper
@@ -32,6 +33,38 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CONVNEXT_EXPORT_CACHE", str(cache))
         yield cache
+
+
+# --- fully random networks ----------------------------------------------------------------------------------
+
+
+LAYER_SCALE_NAMES = ("gamma", "layer_scale_parameter")  # ours (the official name), transformers'
+
+
+def randomize_all_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give every parameter random values, in place, so that every block, norm and bias shows in the outputs:
+    convolution and linear weights normal with std 1/sqrt(fan-in), biases normal (std 0.5), LayerNorm weights and
+    layer-scale gammas uniform in [0.5, 1.5] (far from gamma's 1e-6 init and from 1), LayerNorm biases normal.
+    Works on transformers' ConvNeXt too (its layer scale is `layer_scale_parameter`)."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def normal(shape: torch.Size, std: float) -> torch.Tensor:
+        return std * torch.randn(shape, generator=generator)
+
+    def around_one(shape: torch.Size) -> torch.Tensor:
+        return 0.5 + torch.rand(shape, generator=generator)
+
+    with torch.no_grad():
+        for module in model.modules():
+            is_norm = "LayerNorm" in type(module).__name__
+            for name, param in module.named_parameters(recurse=False):
+                if name in LAYER_SCALE_NAMES or (is_norm and name == "weight"):
+                    param.copy_(around_one(param.shape))
+                elif name == "weight":
+                    param.copy_(normal(param.shape, param[0].numel() ** -0.5))
+                else:
+                    param.copy_(normal(param.shape, 0.5))
+    return model
 
 
 # --- the digits build and the check command -----------------------------------------------------------------

@@ -95,6 +95,21 @@ def checkpoint(tmp_path: Path, source: object) -> Path:
     return save_torch(source.state_dict(), tmp_path / "test.pth")
 
 
+@pytest.fixture(scope="session")
+def fully_random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 10-class `test` network with every parameter random (tests._helpers.randomize_all_: layer scales far from
+    their 1e-6 init, LayerNorm affines and biases random), saved as training scripts do: {"model": state_dict}."""
+    import torch
+
+    from convnext_export import create_model
+    from tests._helpers import randomize_all_
+
+    path = tmp_path_factory.mktemp("fully-random") / "random.pth"
+    torch.save({"model": randomize_all_(create_model("test", num_classes=10), seed=1).state_dict()}, path)
+    torch.load(path, weights_only=True)  # tensors only: the loader's safe reading takes it
+    return path
+
+
 # --- the digits reference --------------------------------------------------------------------------------------
 
 

@@ -1,5 +1,5 @@
-"""`build` end to end through the CLI: artifacts, manifest, exit codes and clear errors, on random-init and trained
-weights; the deploy bundle on a machine without TensorRT; what the INT8 verdicts say."""
+"""`build` end to end through the CLI: artifacts, manifest, exit codes and clear errors, on random-init, fully random
+and trained weights; the deploy bundle on a machine without TensorRT; what the INT8 verdicts say."""
 
 from __future__ import annotations
 
@@ -54,6 +54,35 @@ def test_report_has_node_counts_and_per_batch_validation(built: Path) -> None:
     rows = fp32["validation"]["rows"]
     assert {(r["inputs"], r["batch_size"]) for r in rows} == {("random", 1), ("random", 3)}
     assert all(r["cosine"] >= 0.99999 and r["top1_agreement"] == 1.0 for r in rows)
+
+
+def test_build_on_fully_random_weights_validates(fully_random_checkpoint: Path, tmp_path: Path) -> None:
+    """The random-init build above checks an artifact whose blocks barely count (layer scale 1e-6, LayerNorm affine
+    1 and 0); with every parameter random, a wrong export or fold would show in the FP32 validation."""
+    out = tmp_path / "out"
+    result = invoke(
+        "build",
+        "--weights",
+        fully_random_checkpoint,
+        "--image-size",
+        64,
+        "--samples",
+        6,
+        "--batch-sizes",
+        "1,3",
+        "--no-profile",
+        "--output-dir",
+        out,
+    )
+    assert result.exit_code == 0, result.output
+    assert "PASS" in result.stdout and "RANDOM" not in result.stdout
+    assert json.loads((out / "manifest.json").read_text())["validation"] == {"fp32": True}
+    (fp32,) = json.loads((out / "report.json").read_text())["artifacts"]
+    assert fp32["precision"] == "fp32" and fp32["details"]["nodes_after"] < fp32["details"]["nodes_before"]
+    rows = fp32["validation"]["rows"]
+    assert {(r["inputs"], r["batch_size"]) for r in rows} == {("random", 1), ("random", 3)}
+    assert all(r["cosine"] >= 0.99999 and r["top1_agreement"] == 1.0 for r in rows)
+    assert invoke("validate", out / "convnext_test.fp32.onnx", "--samples", 4).exit_code == 0
 
 
 def test_build_without_weights_needs_random_init(tmp_path: Path) -> None:

@@ -87,6 +87,34 @@ def test_build_modes_validate(tmp_path: Path, settings: dict) -> None:
         assert statuses == {1: "skipped", 3: "passed", 8: "skipped"}
 
 
+def _build_from(tmp_path: Path, weights: Path, **kwargs: object) -> object:
+    request = BuildRequest(
+        ModelRequest(weights=str(weights), features=kwargs.pop("features", False)),
+        output_dir=tmp_path,
+        samples=4,
+        batch_sizes=kwargs.pop("batch_sizes", (1, 2)),
+        **kwargs,
+    )
+    return build(request)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"features": True}, {"opset": 13}, {"batch": "3", "batch_sizes": (1, 3, 8)}, {"optimize": False}],
+    ids=["features", "opset13", "static-batch-3", "no-optimize"],
+)
+def test_build_modes_validate_on_fully_random_weights(
+    fully_random_checkpoint: Path, tmp_path: Path, settings: dict
+) -> None:
+    """Each mode again with every parameter random: the decomposed opset-13 LayerNorm, the feature maps and the
+    folds are checked where their affines, biases and layer scales count."""
+    result = _build_from(tmp_path, fully_random_checkpoint, image_size="64", profile=False, **settings)
+    validation = _fp32(result).validation
+    if "batch" in settings:
+        statuses = {r["batch_size"]: r["status"] for r in validation.rows}
+        assert statuses == {1: "skipped", 3: "passed", 8: "skipped"}
+
+
 # --- degradations still fail build and check -----------------------------------------------------------------------
 
 
