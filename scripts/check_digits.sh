@@ -23,7 +23,6 @@ convnext-export build --weights "$digits/convnext_digits.safetensors" --int8 --c
 }
 
 status=0
-convnext-export check --dataset "$digits/test" \
-    --artifacts "$bundle/convnext_custom.fp32.onnx,$bundle/convnext_custom.int8-cpu.onnx,$bundle/convnext_custom.int8-trt.onnx" \
-    --baseline artifacts/baselines/digits.json "$@" || status=$?
+convnext-export check "$bundle/convnext_custom.fp32.onnx" "$bundle/convnext_custom.int8-cpu.onnx" \
+    "$bundle/convnext_custom.int8-trt.onnx" --dataset "$digits/test" --baseline artifacts/baselines/digits.json "$@" || status=$?
 exit "$status"

@@ -62,13 +62,8 @@ def print_validation(result: ValidationResult) -> None:
     for column in ("inputs", "output", "batch", "status", *SHOWN_METRICS):
         table.add_column(column, justify="right" if column in SHOWN_METRICS else "left")
     for row in result.rows:
-        table.add_row(
-            row.get("inputs", "-"),
-            row.get("output", "-"),
-            str(row.get("batch_size", "-")),
-            row.get("status", "-"),
-            *(_cell(row.get(name)) for name in SHOWN_METRICS),
-        )
+        cells = (row.get("inputs", "-"), row.get("output", "-"), row.get("batch_size", "-"), row.get("status", "-"))
+        table.add_row(*(escape(str(c)) for c in cells), *(escape(_cell(row.get(name))) for name in SHOWN_METRICS))
     console = stdout_console()
     console.print(table)
     for note in result.notes:

@@ -23,6 +23,7 @@ from convnext_export.cli import (
     quantize_cmd,
     validate_cmd,
 )
+from convnext_export.cli._console import configure
 
 app = typer.Typer(
     name="convnext-export",
@@ -57,8 +58,16 @@ def _root(
         bool,
         typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
     ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print debug and info messages.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress or notes: results and errors only.")
+    ] = False,
 ) -> None:
     """ConvNeXt from PyTorch to validated ONNX, INT8 and TensorRT artifacts."""
+    if verbose and quiet:
+        typer.echo("error: --verbose and --quiet exclude each other", err=True)
+        raise typer.Exit(2)
+    configure(quiet=quiet, verbose=verbose)
 
 
 def main() -> None:

@@ -27,10 +27,10 @@ from convnext_export.cli.options import (
     ImageSize,
     MaxBatch,
     MinBatch,
-    NoOptimize,
     NumClasses,
     Opset,
     OptBatch,
+    Optimize,
     OptLevel,
     Quantizer,
     RandomInit,
@@ -38,7 +38,9 @@ from convnext_export.cli.options import (
     ResetHead,
     Samples,
     Seed,
+    Tf32,
     TimingCache,
+    TrtVersion,
     Variant,
     VersionCompatible,
     Weights,
@@ -49,7 +51,7 @@ if TYPE_CHECKING:
     from convnext_export.pipeline.results import ArtifactResult, BuildResult
 
 OutputDir = Annotated[
-    Path | None, typer.Option("--output-dir", "-o", help="Build directory (default: artifacts/convnext_<variant>).")
+    Path | None, typer.Option("--output-dir", help="Build directory (default: artifacts/convnext_<variant>).")
 ]
 
 
@@ -66,14 +68,21 @@ def build(
     batch: Batch = "dynamic",
     opset: Opset = 17,
     features: Features = False,
-    no_optimize: NoOptimize = False,
+    optimize: Optimize = True,
     output_dir: OutputDir = None,
     images: Images = None,
     samples: Samples = 32,
     batch_sizes: BatchSizes = "1,8",
-    fp16: Annotated[bool, typer.Option("--fp16", help="Also make the FP16 ONNX (LayerNorm kept in FP32).")] = False,
-    int8: Annotated[bool, typer.Option("--int8", help="Also make both INT8 ONNX files (TensorRT Q/DQ, CPU).")] = False,
-    precision: Annotated[str | None, typer.Option(help="Precisions as a list, e.g. fp32,fp16,int8.")] = None,
+    fp16: Annotated[
+        bool, typer.Option("--fp16/--no-fp16", help="Also make the FP16 ONNX (LayerNorm kept in FP32).")
+    ] = False,
+    int8: Annotated[
+        bool, typer.Option("--int8/--no-int8", help="Also make both INT8 ONNX files (TensorRT Q/DQ, CPU).")
+    ] = False,
+    precision: Annotated[
+        str | None,
+        typer.Option(help="Precisions to make, comma-separated: fp16, int8 (both targets), int8-trt, int8-cpu."),
+    ] = None,
     calib: Calib = None,
     calib_samples: CalibSamples = None,
     eval_samples: EvalSamples = None,
@@ -92,11 +101,12 @@ def build(
     dla_core: DlaCore = None,
     version_compatible: VersionCompatible = False,
     hardware_compatible: HardwareCompatible = False,
-    tf32: Annotated[
-        bool, typer.Option("--tf32", help="Keep TF32 in FP32 engines (judged by the fp32-tf32 row; default off).")
-    ] = False,
+    tf32: Tf32 = False,
+    trt_version: TrtVersion = None,
     require_engine: RequireEngine = False,
-    no_profile: Annotated[bool, typer.Option("--no-profile", help="Skip the closing latency profile.")] = False,
+    profile: Annotated[
+        bool, typer.Option("--profile/--no-profile", help="End with a latency profile of every artifact.")
+    ] = True,
     profile_iterations: Annotated[
         int, typer.Option("--profile-iterations", min=1, help="Timed runs per artifact and batch size.")
     ] = 20,
@@ -116,7 +126,7 @@ def build(
         image_size=image_size,
         batch=batch,
         opset=opset,
-        optimize=not no_optimize,
+        optimize=optimize,
         images=images,
         samples=samples,
         batch_sizes=tuple(parse_batch_sizes(batch_sizes)),
@@ -140,7 +150,8 @@ def build(
             tf32,
         ),
         require_engine=require_engine,
-        profile=not no_profile,
+        trt_version=trt_version,
+        profile=profile,
         profile_iterations=profile_iterations,
     )
     with stage_progress() as step:
@@ -162,9 +173,11 @@ def build(
 
 def print_skipped_engines(result: BuildResult) -> None:
     """One line per engine that this machine could not build, and the commands that build it on the target."""
+    from rich.markup import escape
+
     console = stdout_console()
     for skip in result.skipped_engines:
-        console.print(f"[yellow]engine skipped[/]: {skip.engine} from {skip.onnx}: {skip.reason}")
+        console.print(f"[yellow]engine skipped[/]: {escape(f'{skip.engine} from {skip.onnx}: {skip.reason}')}")
     if result.skipped_engines:
         console.print("build them on the target (in the bundle directory), with this CLI or trtexec:")
         for skip in result.skipped_engines:  # plain echo: Rich would wrap the commands and break copy-paste
@@ -186,20 +199,18 @@ def print_summary(result: BuildResult) -> None:
     from rich.table import Table
 
     meta = result.metadata
-    table = Table(title=f"build of convnext_{meta.variant}", show_header=False, title_justify="left")
+    table = Table(title=escape(f"build of convnext_{meta.variant}"), show_header=False, title_justify="left")
     if result.random_init:
         weights = "[bold yellow]RANDOM INITIALISATION[/]: untrained weights, the outputs mean nothing"
     else:
-        weights = f"{meta.weights_source} ({meta.weights_format}, sha256 {meta.weights_sha256[:16]}...)"
+        weights = escape(f"{meta.weights_source} ({meta.weights_format}, sha256 {meta.weights_sha256[:16]}...)")
     table.add_row("weights", weights)
-    table.add_row(
-        "input", f"images {list(meta.image_size)}, opset {meta.opset}, crop_pct {meta.preprocessing['crop_pct']:.3f}"
-    )
+    shape = f"images {list(meta.image_size)}, opset {meta.opset}, crop_pct {meta.preprocessing['crop_pct']:.3f}"
+    table.add_row("input", escape(shape))
     if result.calibration is not None:
         cal = result.calibration
-        table.add_row(
-            "calibration", f"{cal['used']} samples from {cal['source']} ({cal['skipped']} unreadable skipped)"
-        )
+        used = f"{cal['used']} samples from {cal['source']} ({cal['skipped']} unreadable skipped)"
+        table.add_row("calibration", escape(used))
     if result.evaluation:
         ev = result.evaluation
         table.add_row("evaluation", escape(f"{ev['images']} images from {ev['source']}: {ev['note']}"))
@@ -213,8 +224,8 @@ def print_summary(result: BuildResult) -> None:
         )
         table.add_row(engine.precision, f"{escape(str(engine.path))} -> {state}")
     for artifact, rows in _latency_by_artifact(result.latency).items():
-        table.add_row("latency", f"{artifact}: " + ", ".join(rows))
-    table.add_row("manifest", str(result.manifest_path))
+        table.add_row("latency", escape(f"{artifact}: " + ", ".join(rows)))
+    table.add_row("manifest", escape(str(result.manifest_path)))
     stdout_console().print(table)
 
 

@@ -17,13 +17,15 @@ bundle_app = typer.Typer(help="Deploy bundles: verify the files of a build direc
 @report_user_errors
 def verify(directory: Annotated[Path, typer.Argument(help="The build directory (holds manifest.json).")]) -> None:
     """Check every file in the manifest (present, size, sha256); exit 1 on any mismatch or missing file."""
+    from rich.markup import escape
+
     from convnext_export.pipeline.bundle import verify_bundle
 
     result = verify_bundle(directory)
     console = stdout_console()
     for problem in result.problems:
-        console.print(f"[red]{problem}[/]")
+        console.print(f"[red]{escape(problem)}[/]")
     if not result.ok:
-        console.print(f"bundle {directory}: {len(result.problems)} of {result.checked} files fail verification")
+        console.print(escape(f"bundle {directory}: {len(result.problems)} of {result.checked} files fail verification"))
         raise typer.Exit(1)
-    console.print(f"bundle {directory}: all {result.checked} files match the manifest")
+    console.print(escape(f"bundle {directory}: all {result.checked} files match the manifest"))

@@ -10,7 +10,7 @@ import typer
 from convnext_export.cli._console import stdout_console
 from convnext_export.cli._errors import report_user_errors
 from convnext_export.cli._report import emit_json
-from convnext_export.cli.options import Variant, Weights
+from convnext_export.cli.options import JsonOutput, Variant, Weights
 
 if TYPE_CHECKING:
     from convnext_export.evaluation.check.results import CheckResult
@@ -23,8 +23,15 @@ Junit = Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML for
 
 @report_user_errors
 def check(
-    dataset: Annotated[Path, typer.Option("--dataset", help="Labelled images: <dir>/<class>/<image> (ImageFolder).")],
-    artifacts: Annotated[str, typer.Option(help="Comma-separated .onnx / .plan files to check.")] = "",
+    artifacts: Annotated[
+        list[Path] | None, typer.Argument(help=".onnx / .plan files to check (none: eager PyTorch alone).")
+    ] = None,
+    dataset: Annotated[
+        Path | None, typer.Option("--dataset", help="Labelled images: <dir>/<class>/<image> (ImageFolder).")
+    ] = None,
+    artifact_list: Annotated[
+        str, typer.Option("--artifacts", help="Old spelling, kept as an alias: comma-separated files.", hidden=True)
+    ] = "",
     variant: Variant = None,
     weights: Weights = None,
     labels: Annotated[
@@ -37,15 +44,19 @@ def check(
         float, typer.Option(help="Max latency increase over the baseline (fraction; with --latency).")
     ] = 0.10,
     update_baseline: Annotated[
-        bool, typer.Option("--update-baseline", help="Write --baseline from this run if nothing fails.")
+        bool,
+        typer.Option("--update-baseline/--no-update-baseline", help="Write --baseline from this run if nothing fails."),
     ] = False,
     latency: Annotated[
-        bool, typer.Option("--latency", help="Also time one batch per artifact (gated against the baseline's).")
+        bool,
+        typer.Option("--latency/--no-latency", help="Also time one batch per artifact (gated against the baseline's)."),
     ] = False,
     limit: Annotated[int | None, typer.Option(min=1, help="Use N images spread over the classes.")] = None,
     min_images: Annotated[int, typer.Option(min=1, help="Fewest images that can support a verdict.")] = 50,
-    batch_size: Annotated[int, typer.Option(min=1, help="Inference batch size.")] = 32,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON ('-' for stdout).")] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="The one batch size check runs at (accuracy and --latency).")
+    ] = 32,
+    json_out: JsonOutput = None,
     markdown: Markdown = None,
     junit: Junit = None,
 ) -> None:
@@ -55,9 +66,11 @@ def check(
     from convnext_export.pipeline import api
 
     thresholds = CheckThresholds(max_top1_drop, min_agreement, max_latency_regression, min_images)
+    if dataset is None:
+        raise InvalidOptionError("check needs --dataset DIR (labelled images: <dir>/<class>/<image>)")
     if update_baseline and baseline is None:
         raise InvalidOptionError("--update-baseline needs --baseline PATH (the file to write)")
-    paths = [Path(p.strip()) for p in artifacts.split(",") if p.strip()]
+    paths = [*(artifacts or ()), *(Path(p.strip()) for p in artifact_list.split(",") if p.strip())]
     result = api.check(
         dataset,
         paths,

@@ -15,9 +15,9 @@ from convnext_export.cli.options import (
     Ema,
     Features,
     ImageSize,
-    NoOptimize,
     NumClasses,
     Opset,
+    Optimize,
     RandomInit,
     ResetHead,
     Seed,
@@ -45,7 +45,7 @@ def export(
     opset: Opset = 17,
     features: Features = False,
     output: Output = None,
-    no_optimize: NoOptimize = False,
+    optimize: Optimize = True,
     random_init: RandomInit = False,
     seed: Seed = 0,
 ) -> None:
@@ -60,7 +60,7 @@ def export(
         image_size=image_size,
         batch=batch,
         opset=opset,
-        optimize=not no_optimize,
+        optimize=optimize,
     )
     with stage_progress() as step:
         step("loading model")
@@ -74,4 +74,4 @@ def export(
         summary += f"; nodes {report.nodes_before} -> {report.nodes_after}"
     if random_init:
         summary += "; RANDOM INITIALISATION: the model is untrained"
-    stdout_console().print(summary)
+    stdout_console().print(summary, markup=False)

@@ -10,7 +10,7 @@ import typer
 from convnext_export.cli._console import stdout_console
 from convnext_export.cli._errors import report_user_errors
 from convnext_export.cli._report import emit_json, wants_table
-from convnext_export.cli.options import JsonOutput
+from convnext_export.cli.options import Backend, JsonOutput
 
 
 @report_user_errors
@@ -19,7 +19,7 @@ def infer(
     images: Annotated[list[Path], typer.Argument(help="Image files.")],
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="How many classes to show per image.")] = 5,
     labels: Annotated[Path | None, typer.Option(help="Labels file, one per line (default: the artifact's).")] = None,
-    backend: Annotated[str, typer.Option(help="auto, ort-cpu, torch or trt.")] = "auto",
+    backend: Backend = "auto",
     json_out: JsonOutput = None,
 ) -> None:
     """Classify images: the top labels with their probabilities, preprocessed as the artifact records."""

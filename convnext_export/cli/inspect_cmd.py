@@ -23,14 +23,18 @@ if TYPE_CHECKING:
 ModelFile = Annotated[Path, typer.Argument(help="The .onnx file to inspect.", show_default=False)]
 TrtVersion = Annotated[
     str,
-    typer.Option("--trt", help="TensorRT version to lint for: 8.5, 8.6, 10 or 11 (10.x, 10.3, 8.6.1 ... accepted)."),
+    typer.Option(
+        "--trt-version",
+        "--trt",
+        help="TensorRT version to lint for: 8.5, 8.6, 10 or 11 (10.x, 10.3, 8.6.1 ... accepted; --trt: old alias).",
+    ),
 ]
 
 SEVERITY_STYLES = {"blocker": "bold red", "warning": "yellow", "info": "cyan"}
 
 
 @report_user_errors
-def inspect(model: ModelFile, trt: TrtVersion = "10", json_out: JsonOutput = None) -> None:
+def inspect(model: ModelFile, trt_version: TrtVersion = "10", json_out: JsonOutput = None) -> None:
     """Summarise an ONNX file (opset, I/O shapes, operators, metadata) and lint it for a TensorRT version.
 
     Exit code 1 when that version's ONNX parser or builder would reject the model (a blocker), 0 otherwise.
@@ -38,7 +42,7 @@ def inspect(model: ModelFile, trt: TrtVersion = "10", json_out: JsonOutput = Non
     from convnext_export.trt.lint import inspect_and_lint
     from convnext_export.trt.versions import release_of
 
-    generation = release_of(trt)
+    generation = release_of(trt_version)
     facts, findings = inspect_and_lint(model, generation)
     blockers = sum(f.severity == "blocker" for f in findings)
     if str(json_out) != "-":
@@ -87,9 +91,10 @@ def _cell(value: object, style: str = "") -> Text:
 
 
 def _table(title: str, *columns: str, header: bool = True) -> Table:
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", show_header=header)
+    table = Table(title=escape(title), title_justify="left", show_header=header)
     for column in columns:
         table.add_column(column, justify="right" if column in ("count", "dims") else "left")
     return table

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
+
 from convnext_export.cli._console import stdout_console
 from convnext_export.cli._errors import report_user_errors
 from convnext_export.cli._report import emit_json, wants_table
@@ -40,15 +42,8 @@ def variants(json_out: JsonOutput = None) -> None:
     for column in ("variant", "family", "depths", "dims", "params", "GFLOPs", "pretrained"):
         table.add_column(column, justify="right" if column in ("params", "GFLOPs") else "left")
     for r in rows:
-        table.add_row(
-            r["name"],
-            r["family"],
-            str(r["depths"]),
-            str(r["dims"]),
-            f"{r['params'] / 1e6:.2f}M",
-            f"{r['gflops_224']:.2f}",
-            ", ".join(r["pretrained"]) or "-",
-        )
+        cells = (r["name"], r["family"], r["depths"], r["dims"], f"{r['params'] / 1e6:.2f}M", f"{r['gflops_224']:.2f}")
+        table.add_row(*(escape(str(c)) for c in cells), escape(", ".join(r["pretrained"]) or "-"))
     if wants_table(json_out):
         console = stdout_console()
         console.print(table)
@@ -128,7 +123,7 @@ def _print_summary(summary: dict) -> None:
             ("class labels", f"{len(labels)} names from the checkpoint" if labels else "none in the checkpoint"),
         ]
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(key, escape(str(value)))
     stdout_console().print(table)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -19,13 +19,11 @@ from convnext_export.cli.options import (
     CalibSamples,
     Images,
     JsonOutput,
+    OutputFile,
     Quantizer,
     Seed,
     Weights,
 )
-
-if TYPE_CHECKING:
-    pass
 
 Model = Annotated[Path, typer.Argument(help="The FP32 ONNX file (as written by export or build).")]
 
@@ -62,7 +60,8 @@ def calibrate(
         state = "reused (cache hit)" if report.calibration_cached else "computed and cached"
         stdout_console().print(
             f"calibration {state}: {summary['used']} samples, {summary['skipped']} unreadable "
-            f"skipped, {report.seconds:.1f} s; ranges in {report.cache_path}"
+            f"skipped, {report.seconds:.1f} s; ranges in {report.cache_path}",
+            markup=False,
         )
     emit_json(summary, json_out)
 
@@ -70,8 +69,16 @@ def calibrate(
 @report_user_errors
 def quantize(
     model: Model,
-    precision: Annotated[str, typer.Option(help="int8 or fp16.")] = "int8",
-    target: Annotated[str, typer.Option(help="int8 target: trt (Q/DQ for TensorRT) or cpu (ONNX Runtime).")] = "trt",
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help="The artifact: fp16, int8-trt (Q/DQ for TensorRT; default), int8-cpu (ONNX Runtime); int8 = int8-trt."
+        ),
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(help="Old spelling, kept as an alias: --precision int8 --target cpu = --precision int8-cpu."),
+    ] = None,
     calib: Calib = None,
     calib_samples: CalibSamples = None,
     calib_method: CalibMethod = "minmax",
@@ -81,18 +88,16 @@ def quantize(
     weights: Weights = None,
     batch_sizes: BatchSizes = "1,8",
     seed: Seed = 0,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output path (default: beside MODEL).")] = None,
+    output: OutputFile = None,
     json_out: JsonOutput = None,
 ) -> None:
     """Make the FP16 or INT8 artifact of MODEL and validate it against eager PyTorch on real images (exit 1 on
     failure): --images, else the held-out half of --calib (INT8 calibrates on the other half)."""
     from convnext_export.evaluation.validate import parse_batch_sizes
     from convnext_export.pipeline import api
-    from convnext_export.precision.options import TARGETS, check_choice
+    from convnext_export.pipeline.api import quantized_precision
 
-    check_choice("precision", precision, ("int8", "fp16"))
-    check_choice("quantization target", target, TARGETS)
-    name = f"{precision}-{target}" if precision == "int8" else precision
+    name = quantized_precision(precision or "int8", target)
     sizes = tuple(parse_batch_sizes(batch_sizes))
     settings = {"calib_samples": calib_samples, "calib_method": calib_method, "accuracy_target": accuracy_target}
     with stage_progress() as step:
@@ -112,7 +117,7 @@ def quantize(
     out = result.path
     if wants_table(json_out):
         print_validation(result.validation)
-        stdout_console().print(f"wrote {out}")
+        stdout_console().print(f"wrote {out}", markup=False)
     emit_json({"path": str(out), "details": result.details, "validation": result.validation.to_dict()}, json_out)
     if result.validation.gates and not result.validation.passed:
         raise typer.Exit(1)

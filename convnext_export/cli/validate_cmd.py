@@ -31,8 +31,13 @@ def validate(
     ] = None,
     batch_sizes: BatchSizes = "1,8",
     seed: Seed = 0,
-    precision: Annotated[
-        str | None, typer.Option(help="Verdict row: fp32, fp32-tf32, fp16, int8-trt, int8-cpu (default: recorded).")
+    judge_as: Annotated[
+        str | None,
+        typer.Option(
+            "--judge-as",
+            "--precision",
+            help="Verdict row: fp32, fp32-tf32, fp16, int8-trt, int8-cpu (default: the recorded precision's).",
+        ),
     ] = None,
     min_cosine: Annotated[Threshold, typer.Option(help="Override: cosine each sample must reach.")] = None,
     min_cosine_share: Annotated[Threshold, typer.Option(help="Override: share of samples reaching it.")] = None,
@@ -63,7 +68,7 @@ def validate(
         samples=samples,
         batch_sizes=parse_batch_sizes(batch_sizes),
         seed=seed,
-        precision=precision,
+        precision=judge_as,
         thresholds=overrides,
         variant=variant,
         weights=weights,

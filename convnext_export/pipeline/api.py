@@ -28,8 +28,9 @@ from convnext_export.pipeline.inputs import load_evaluation, require_enough_imag
 from convnext_export.pipeline.results import ArtifactResult
 from convnext_export.pipeline.stages import Int8Settings, fp16_stage, int8_stage
 from convnext_export.precision.calibration import CalibrationDataError, CalibrationSet, load_calibration_set
-from convnext_export.precision.options import check_choice, require_quantizer
+from convnext_export.precision.options import TARGETS, check_choice, require_quantizer
 from convnext_export.runners.backends import check_backends
+from convnext_export.runners.base import artifact_error
 
 if TYPE_CHECKING:
     from torch import nn
@@ -37,6 +38,21 @@ if TYPE_CHECKING:
     from convnext_export.contract import ArtifactMetadata
 
 QUANTIZED = ("fp16", "int8-trt", "int8-cpu")  # what `quantize` makes from an FP32 ONNX
+
+
+def quantized_precision(precision: str, target: str | None = None) -> str:
+    """One artifact precision from the CLI's spellings: "int8" is "int8-trt"; the old `--target` still picks
+    the INT8 target, and contradicting the precision is an error rather than a silent choice."""
+    if target is not None:
+        check_choice("quantization target", target, TARGETS)
+        if precision not in ("int8", f"int8-{target}"):
+            raise InvalidOptionError(f"--target {target} applies to INT8 only, not --precision {precision}")
+        return f"int8-{target}"
+    name = "int8-trt" if precision == "int8" else precision
+    check_choice("precision", name, QUANTIZED)
+    return name
+
+
 DEFAULT_NOISE = 32  # seeded noise inputs FP32 is validated on, as `build` does
 Progress = Callable[[str], None]
 
@@ -79,7 +95,7 @@ def quantize(
     held-out half of `calib` (INT8 calibrates on the other half). The output may not be the input."""
     step = progress or (lambda _: None)
     model = Path(model)
-    check_choice("precision", precision, QUANTIZED)
+    precision = quantized_precision(precision)
     require_quantizer(quantizer)
     metadata = fp32_metadata(model)
     int8 = precision.startswith("int8")
@@ -189,6 +205,15 @@ def check(
     return run_check(data, reference, paths, limits, previous, batch_size=batch_size, latency=latency)
 
 
+def existing_artifacts(artifacts: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """The artifacts as paths; a usage error naming the first that is not a file (before any work starts)."""
+    paths = [Path(p) for p in artifacts]
+    for path in paths:
+        if not path.is_file():
+            raise artifact_error(path, "no such file")
+    return paths
+
+
 def profile(
     artifacts: Sequence[str | os.PathLike[str]],
     *,
@@ -204,10 +229,7 @@ def profile(
     and batch size, and the report files (latency.json, .csv, .png) in `output_dir` (default: profile/
     beside the first artifact). `timing`: warmup / warmup_seconds / iterations / duration."""
     check_backends(backends or ())
-    paths = [Path(p) for p in artifacts]
-    missing = [os.fspath(p) for p in paths if not p.is_file()]
-    if missing:
-        raise InvalidOptionError(f"artifact(s) not found: {', '.join(missing)}")
+    paths = existing_artifacts(artifacts)
     run = profile_all(paths, backends, batch_sizes, threads=threads, layers=layers, progress=progress, **timing)
     out = Path(output_dir) if output_dir is not None else paths[0].parent / "profile"
     return run, write_reports(run.results, system_info(threads), out, skipped=run.skipped)

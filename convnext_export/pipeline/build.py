@@ -70,7 +70,9 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
         artifacts = [ArtifactResult("fp32", fp32_path, stage, validation, details)]
         artifacts += precision_artifacts(eager, fp32_path, evaluation, calibration, request, step)
         settings = request.engine or EngineSettings()
-        engines, skipped, recipes = engine_stage(artifacts, eager, evaluation, settings, request.batch_sizes, step)
+        engines, skipped, recipes = engine_stage(
+            artifacts, eager, evaluation, settings, request.batch_sizes, step, request.trt_version
+        )
     result = BuildResult(
         out,
         artifacts,

@@ -93,7 +93,7 @@ def evaluation_data(
     calibrates on the rest, else all of --calib (FP16 only)."""
 
     preprocess = PreprocessConfig.from_dict(metadata.preprocessing)
-    int8 = "int8" in request.precisions
+    int8 = bool(request.int8_targets)
     held_out = request.calib is not None and int8 and request.images is None
     calibration = None
     if request.calib is not None and int8 and not held_out:
@@ -162,7 +162,7 @@ def require_enough_images(precisions: tuple[str, ...], evaluation: Evaluation) -
     reduced = [p for p in precisions if p != "fp32"]
     if not reduced or evaluation.informational is not None:
         return
-    needed = max(THRESHOLDS["fp16" if p == "fp16" else "int8-trt"].min_samples for p in reduced)
+    needed = max(THRESHOLDS["fp16" if p == "fp16" else "int8-trt"].min_samples for p in reduced)  # int8: either row
     found = 0 if evaluation.images is None else len(evaluation.images)
     if found < needed:
         where = evaluation.description.get("source") or "none given"

@@ -66,7 +66,9 @@ def build_from_onnx(
     _, evaluation = evaluation_data(replace(request, precisions=("fp32",), calib=None), metadata, step)
     artifacts = [ArtifactResult(precision, path, "onnx", None) for precision, path in files]
     settings = request.engine or EngineSettings()
-    engines, skipped, _ = engine_stage(artifacts, reference, evaluation, settings, request.batch_sizes, step)
+    engines, skipped, _ = engine_stage(
+        artifacts, reference, evaluation, settings, request.batch_sizes, step, request.trt_version
+    )
     result = BuildResult(out, [], False, out / "manifest.json", metadata, None, engines, skipped)
     if engines:
         step("adding the engines to the bundle manifest")

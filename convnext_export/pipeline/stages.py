@@ -6,6 +6,7 @@ lives in pipeline.py.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from convnext_export.contract import ENGINE_PRECISION, artifact_name, engine_name, split_artifact_name
-from convnext_export.errors import ConvNeXtExportError
+from convnext_export.errors import ConvNeXtExportError, InvalidOptionError
 from convnext_export.evaluation.latency.report import system_info, write_reports
 from convnext_export.evaluation.latency.sweep import profile_all
 from convnext_export.evaluation.validate import validate_artifact
@@ -23,7 +24,7 @@ from convnext_export.export.optimize import optimize_onnx
 from convnext_export.export.trace import export_onnx
 from convnext_export.pipeline.bundle import EngineRecipe
 from convnext_export.pipeline.inputs import Evaluation
-from convnext_export.pipeline.request import INT8_TARGETS, BuildRequest, Progress
+from convnext_export.pipeline.request import BuildRequest, Progress
 from convnext_export.pipeline.results import ArtifactResult, BuildResult, EngineSkip
 from convnext_export.precision.cpu_isa import host_isa
 from convnext_export.precision.fp16 import convert_fp16
@@ -34,8 +35,12 @@ from convnext_export.runners.backends import judging_runner
 from convnext_export.runners.base import Runner
 from convnext_export.trt.builder import build_engine
 from convnext_export.trt.env import tensorrt_status
+from convnext_export.trt.lint import has_blockers, lint_for_tensorrt
 from convnext_export.trt.settings import read_onnx_info
 from convnext_export.trt.trtexec import trtexec_command
+from convnext_export.trt.versions import RELEASES, release_of
+
+_log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -92,6 +97,8 @@ def int8_stage(
             fp32_path, target_path, calibration, target=target, method=settings.method, quantizer=quantizer
         )
         details = report.to_dict()
+        state = "reused from the cache" if report.calibration_cached else "computed"
+        _log.info("int8-%s: calibration ranges %s (%s)", target, state, report.cache_path)
     else:
         step(f"quantizing int8 for {target} to {settings.accuracy_target} (sensitivity analysis)")
         quantize = quantizer_for(calibration, fp32_path, target, settings.method, None, quantizer)
@@ -152,10 +159,25 @@ def integer_kernel_figures(model: nn.Module, path: Path, evaluation: Evaluation,
 
 
 def engine_recipe(onnx_path: Path, engine_path: Path, settings: EngineSettings, precision: str) -> EngineRecipe:
-    """trtexec and convnext-export commands that build `engine_path` from `onnx_path`, run in the bundle."""
-
-    trtexec = trtexec_command(onnx_path, engine_path, settings, precision=precision, relative_to=onnx_path.parent)
-    ours = ["convnext-export", "build", "--onnx", onnx_path.name, "--output-dir", ".", *engine_flags(settings)]
+    """trtexec's command per TensorRT release whose parser takes the file, and this CLI's, to build `engine_path`
+    from `onnx_path` in the bundle."""
+    trtexec = {}
+    for release in RELEASES:
+        if has_blockers(lint_for_tensorrt(onnx_path, release)):
+            continue  # e.g. 8.5 cannot parse LayerNormalization (opset 17): no recipe for it
+        try:
+            trtexec[release] = trtexec_command(
+                onnx_path,
+                engine_path,
+                settings,
+                precision=precision,
+                trt_generation=release,
+                relative_to=onnx_path.parent,
+            )
+        except InvalidOptionError:  # settings this release lacks (8.5: --versionCompatible, ...)
+            continue
+    flags = engine_flags(settings)
+    ours = ["convnext-export", "build", "--onnx", onnx_path.name, "--output-dir", ".", "--require-engine", *flags]
     return EngineRecipe(onnx_path.name, engine_path.name, trtexec, ours)
 
 
@@ -188,6 +210,12 @@ def fixed_batch(settings: EngineSettings, onnx_path: Path) -> EngineSettings:
     return settings if batch is None else settings.with_batch(batch)
 
 
+def _shown_trtexec(recipe: EngineRecipe, release: str) -> str:
+    if release in recipe.trtexec:
+        return " ".join(recipe.trtexec[release])
+    return f"(TensorRT {release} cannot build {recipe.onnx}: see inspect --trt-version {release})"
+
+
 def engine_row(precision: str, settings: EngineSettings) -> str:
     """The verdict row an engine is judged by: an FP32 engine built with TF32 has its own."""
     return "fp32-tf32" if precision == "fp32" and settings.tf32 else precision
@@ -200,12 +228,15 @@ def engine_stage(
     settings: EngineSettings,
     batch_sizes: tuple[int, ...],
     step: Progress,
+    trt_version: str | None = None,
 ) -> tuple[list[ArtifactResult], list[EngineSkip], list[EngineRecipe]]:
     """Build and validate an engine per TensorRT-bound ONNX artifact, or record why it was skipped.
 
     `reference` is the eager model (a build) or the FP32 ONNX (on a device without torch), None where
-    nothing can run it; `evaluation` holds what each precision is judged on.
+    nothing can run it; `evaluation` holds what each precision is judged on. A skipped engine's trtexec
+    command is the one for `trt_version` (default 10), the TensorRT of the target.
     """
+    shown = release_of(trt_version or "10")
 
     status = tensorrt_status()
     engines, skipped, recipes = [], [], []
@@ -225,7 +256,7 @@ def engine_stage(
                     artifact.path.name,
                     plan.name,
                     status.reason,
-                    " ".join(recipe.trtexec),
+                    _shown_trtexec(recipe, shown),
                     " ".join(recipe.ours),
                 )
             )
@@ -292,9 +323,9 @@ def precision_artifacts(
     if "fp16" in request.precisions:
         fp16_path = fp32_path.with_name(artifact_name(stem, "fp16"))
         made.append(fp16_stage(eager, fp32_path, fp16_path, evaluation, request.batch_sizes, step))
-    if "int8" in request.precisions:
+    if request.int8_targets:
         settings = Int8Settings(request.calib_method, request.accuracy_target, request.batch_sizes, request.quantizer)
-        for target in INT8_TARGETS:
+        for target in request.int8_targets:
             path = fp32_path.with_name(artifact_name(stem, f"int8-{target}"))
             made.append(int8_stage(eager, fp32_path, path, target, calibration, evaluation, settings, step))
     return made

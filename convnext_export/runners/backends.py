@@ -8,6 +8,7 @@ run it as ONNX Runtime runs it.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 BACKENDS = ("torch", "torch-cuda", "ort-cpu", "ort-cuda", "ort-trt", "trt")
 AUTO = "auto"  # trt for engines, ort-cpu for ONNX files
 ENGINE_SUFFIXES = (".plan", ".engine")
+_log = logging.getLogger(__name__)
 ORT_PROVIDERS = {
     "ort-cpu": ("CPUExecutionProvider",),
     "ort-cuda": ("CUDAExecutionProvider", "CPUExecutionProvider"),
@@ -78,9 +80,9 @@ def open_runner(
     if backend.startswith("torch"):
         return _torch_runner(_eager_model(path), backend, threads, of=path)
     _check_kind(path, backend)
-    if backend == "trt":
-        return _trt_runner(path)
-    return _ort_runner(path, backend, threads, emulate_qdq)
+    runner = _trt_runner(path) if backend == "trt" else _ort_runner(path, backend, threads, emulate_qdq)
+    _log.debug("%s runs on %s (%s)", path.name, runner.name, ", ".join(getattr(runner, "providers", ()) or ["-"]))
+    return runner
 
 
 def judging_runner(path: str | os.PathLike[str], threads: int | None = None) -> Runner:

@@ -16,9 +16,9 @@ Why, with the sources read (NVIDIA/TensorRT python/src and include/NvInfer.h on 
 docs.nvidia.com/deeplearning/tensorrt):
 - Network flags: 8.x needs EXPLICIT_BATCH ("Creating a network without this flag has been deprecated",
   Python API "Builder" page, 8.4); 10.x keeps it "[DEPRECATED] Ignored because networks are always explicit
-  batch in TensorRT 10.0"; 11.1's bindings no longer define it, and mark STRONGLY_TYPED "Deprecated: always
-  enabled" (python/src/infer/pyCore.cpp, release/11.1) -- NVIDIA's 11.1 samples still pass it
-  (samples/python/introductory_parser_samples/onnx_resnet50.py), and so does this module.
+  batch in TensorRT 10.0"; 11.x's bindings no longer define it, and mark STRONGLY_TYPED "Deprecated: always
+  enabled" (python/src/infer/pyCore.cpp, release/11.1; the 11.4 bindings: "ignored"), so 11.x networks are
+  created with no flag at all.
 - 11.x removed BuilderFlag.FP16/INT8/OBEY_PRECISION_CONSTRAINTS/PREFER_PRECISION_CONSTRAINTS,
   IBuilderConfig.int8_calibrator and set_calibration_profile ("Removed Python APIs and Replacements",
   .../api/migration/tensorrt-10x-to-11x-python-api-reference.html): no precision flag is ever set there.
@@ -113,11 +113,15 @@ def recording_logger(trt: Any) -> Any:
 
 
 def network_flags(trt: Any, generation: str, strongly_typed: bool) -> int:
-    """create_network flags: EXPLICIT_BATCH on 8.x only (ignored in 10, gone in 11), else STRONGLY_TYPED."""
+    """create_network flags: EXPLICIT_BATCH on 8.x (ignored in 10, gone in 11); STRONGLY_TYPED on 10.x when the
+    precision comes from the file; none on 11.x, where every network is strongly typed and the flag is a
+    deprecated no-op (its bit moved from 1 in 10.x to 0 in 11.4: the names, never the numbers, are stable)."""
     creation = trt.NetworkDefinitionCreationFlag
     if generation == "8":
         return 1 << int(creation.EXPLICIT_BATCH)
-    return 1 << int(creation.STRONGLY_TYPED) if strongly_typed else 0
+    if generation == "10" and strongly_typed:
+        return 1 << int(creation.STRONGLY_TYPED)
+    return 0
 
 
 def parse_network(job: BuildJob) -> None:

@@ -64,17 +64,20 @@ def trtexec_command(
             f"--optShapes={_dims(shapes[1])}",
             f"--maxShapes={_dims(shapes[2])}",
         ]
-    # 8.x: "poolfmt ::= pool:sizeInMiB"; 10.x/11.x accept unit suffixes ("the default unit is in MiB")
-    command.append(f"--memPoolSize=workspace:{settings.workspace_mib}{'M' if generation != '8' else ''}")
+    # A plain number is MiB in every release: 8.6 reads the size with stod as MiB (so "2G" would mean 2 MiB),
+    # 10.x/11.x add a default "M" suffix (samples/common/sampleOptions.cpp, release/8.6 and release/10.x).
+    command.append(f"--memPoolSize=workspace:{settings.workspace_mib}")
     cache = None if calibration_cache is None else shown(calibration_cache)
-    command += _trtexec_precision(info, plan, precision, shapes, cache)
+    command += _trtexec_precision(info, plan, precision, shapes, cache, generation)
     return command + _trtexec_options(settings, has_86, shown)
 
 
 def _trtexec_precision(
-    info: OnnxInfo, plan: PrecisionPlan, precision: str, shapes: tuple, calibration_cache: str | None
+    info: OnnxInfo, plan: PrecisionPlan, precision: str, shapes: tuple, calibration_cache: str | None, generation: str
 ) -> list[str]:
-    args = ["--stronglyTyped"] if plan.strongly_typed else []
+    # --stronglyTyped: 10.x only. 8.6 has no such option (trtexec exits on an unknown option), and 11.x types
+    # every network strongly, with the flag a deprecated no-op (sampleOptions.cpp, release/11.1).
+    args = ["--stronglyTyped"] if plan.strongly_typed and generation == "10" else []
     args += [f"--{flag.lower()}" for flag in plan.flags if flag in ("INT8", "FP16")]
     if plan.layer_norm_fp32 and info.layer_norm_nodes:
         spec = ",".join(f"{name}:fp32" for name in info.layer_norm_nodes)

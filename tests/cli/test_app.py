@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
+
+import click
+import typer
 
 from convnext_export import __version__
-from tests.cli._helpers import invoke
+from convnext_export.cli import app
+from tests.cli._helpers import error_line, invoke
 
 
 def test_version() -> None:
@@ -59,3 +65,90 @@ def test_console_script_entry_point_reports_errors_without_traceback() -> None:
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: unknown variant 'nope'")
     assert "Traceback" not in result.stderr
+
+
+# --- one vocabulary: the option names mean one thing in every command ------------------------------------------
+
+
+def _commands() -> dict[str, click.Command]:
+    """Every leaf command by its full name (`bundle verify` included), as click sees the Typer app."""
+    root = typer.main.get_command(app)
+    found: dict[str, click.Command] = {}
+
+    def walk(command: click.Command, prefix: str) -> None:
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                walk(sub, f"{prefix} {name}".strip())
+        else:
+            found[prefix] = command
+
+    walk(root, "")
+    return found
+
+
+def _options(command: click.Command) -> list[click.Option]:
+    return [p for p in command.params if isinstance(p, click.Option) and p.name != "help"]
+
+
+def test_every_boolean_option_is_a_pair_that_takes_no_value() -> None:
+    """`--fp16/--no-fp16`, never a flag that shows `<bool>` and refuses `--fp16 true`."""
+    single = [
+        f"{name}: {o.opts[0]}"
+        for name, command in _commands().items()
+        for o in _options(command)
+        if o.is_bool_flag and not o.secondary_opts
+    ]
+    assert single == []
+
+
+def test_short_o_is_always_a_file_and_output_dir_always_a_folder() -> None:
+    for name, command in _commands().items():
+        for option in _options(command):
+            if "-o" in option.opts:
+                assert option.opts == ["--output", "-o"] and "dir" not in (option.help or "").lower(), name
+            if "--output-dir" in option.opts:
+                assert option.opts == ["--output-dir"], name
+
+
+def test_lists_of_batch_sizes_and_backends_have_one_name_and_one_name_set() -> None:
+    from convnext_export.runners.backends import BACKENDS
+
+    for name, command in _commands().items():
+        for option in _options(command):
+            if option.name in ("batch_sizes", "backend", "backends"):
+                assert option.opts == [f"--{option.name.replace('_', '-')}"], name
+            if option.name in ("backend", "backends"):
+                assert all(b in option.help for b in BACKENDS), f"{name} --{option.name} names other backends"
+
+
+def test_short_v_is_verbose_and_no_command_takes_it() -> None:
+    root = typer.main.get_command(app)
+    assert {"-v", "--verbose"} <= {opt for p in root.params for opt in p.opts}
+    assert {"-q", "--quiet"} <= {opt for p in root.params for opt in p.opts}
+    taken = [name for name, command in _commands().items() for o in _options(command) if {"-v", "-q"} & set(o.opts)]
+    assert taken == []
+
+
+def test_quiet_drops_progress_and_piped_progress_shows_each_stage_time(tmp_path: Path) -> None:
+    args = ("export", "--variant", "test", "--random-init", "--image-size", 32, "--output", tmp_path / "m.onnx")
+    piped = invoke(*args)
+    assert piped.exit_code == 0, piped.output
+    assert re.search(r"^done exporting and optimizing ONNX \(\d+\.\d s\)$", piped.stderr, re.MULTILINE), piped.stderr
+    quiet = invoke("--quiet", *args)
+    assert quiet.exit_code == 0 and "done " not in quiet.stderr and "wrote" in quiet.stdout
+
+
+def test_verbose_adds_debug_lines_on_stderr(tmp_path: Path) -> None:
+    onnx_path = tmp_path / "m.onnx"
+    assert invoke("export", "--variant", "test", "--random-init", "--image-size", 32, "-o", onnx_path).exit_code == 0
+    args = ("profile", onnx_path, "--batch-sizes", 1, "--iterations", 2, "--output-dir", tmp_path / "p")
+    assert "debug: m.onnx runs on ort-cpu" in invoke("-v", *args).stderr
+    assert "debug:" not in invoke(*args).stderr
+    assert error_line(invoke("-v", "-q", "variants")) == "error: --verbose and --quiet exclude each other"
+
+
+def test_bracketed_data_prints_as_it_is(tmp_path: Path) -> None:
+    """Rich markup is escaped wherever a message is built from data: a path like [v2] must survive."""
+    onnx_path = tmp_path / "[v2]" / "m.onnx"
+    result = invoke("export", "--variant", "test", "--random-init", "--image-size", 32, "-o", onnx_path)
+    assert result.exit_code == 0 and "[v2]" in result.stdout, result.stdout

@@ -4,6 +4,7 @@ and trained weights; the deploy bundle on a machine without TensorRT; what the I
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -148,8 +149,63 @@ def test_build_script_is_valid_bash_with_both_routes(deploy_bundle: tuple) -> No
     out, _ = deploy_bundle
     script = (out / "build_engine.sh").read_text()
     assert subprocess.run(["bash", "-n", str(out / "build_engine.sh")], capture_output=True).returncode == 0
-    assert script.count('"$TRTEXEC" --onnx=') == 3 and script.count("convnext-export build --onnx") == 3
+    # three engines (fp32, fp16, int8-trt), a trtexec line each for TensorRT 8.6, 10 and 11 (8.5 cannot parse opset 17)
+    assert script.count('"$TRTEXEC" --onnx=') == 9 and script.count("convnext-export build --onnx") == 3
+    assert script.count("--require-engine") == 3
     assert (out / "build_engine.sh").stat().st_mode & 0o111
+
+
+FAKE_TRTEXEC = """#!/usr/bin/env bash
+# trtexec as far as build_engine.sh can tell: the banner of one release, and a log of each command line
+banner="&&&& RUNNING TensorRT.trtexec [TensorRT v$FAKE_BANNER] # trtexec --help"
+if [ "${1:-}" = "--help" ]; then echo "$banner"; exit 0; fi
+echo "$*" >> "$FAKE_LOG"
+[ -z "${FAKE_FAIL:-}" ] || exit 1
+"""
+
+
+def _run_script(bundle: Path, tmp_path: Path, banner: str, *, fail: bool = False) -> tuple[int, list[str]]:
+    """Run the bundle's build_engine.sh with a fake trtexec reporting `banner`: (exit code, logged commands)."""
+    fake, log = tmp_path / "trtexec", tmp_path / "trtexec.log"
+    log.unlink(missing_ok=True)
+    fake.write_text(FAKE_TRTEXEC)
+    fake.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "TRTEXEC": str(fake), "FAKE_BANNER": banner, "FAKE_LOG": str(log)}
+    env |= {"FAKE_FAIL": "1"} if fail else {}
+    done = subprocess.run(["bash", str(bundle / "build_engine.sh"), "trtexec"], env=env, capture_output=True)
+    return done.returncode, log.read_text().splitlines() if log.exists() else []
+
+
+@WITHOUT_TENSORRT
+def test_build_script_runs_the_flag_set_of_the_tensorrt_it_finds(deploy_bundle: tuple, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(deploy_bundle[0], bundle)
+    code, jetpack6 = _run_script(bundle, tmp_path, "8601")  # 8.6.1: JetPack 6.0
+    assert code == 0 and len(jetpack6) == 3
+    assert not any("--stronglyTyped" in line for line in jetpack6)
+    fp16 = next(line for line in jetpack6 if ".fp16.onnx" in line)
+    assert "--fp16" in fp16 and "--precisionConstraints=obey" in fp16
+    assert all(
+        re.search(r"--memPoolSize=workspace:\d+ ", line) for line in jetpack6
+    )  # MiB, no suffix: 8.6 reads "2G" as 2
+    code, trt10 = _run_script(bundle, tmp_path, "100300")  # 10.3.0
+    assert code == 0 and len(trt10) == 3 and not any("--fp16" in line or "--int8" in line for line in trt10)
+    assert all(("--stronglyTyped" in line) == (".fp32.onnx" not in line) for line in trt10)  # typed from the file
+    code, trt11 = _run_script(bundle, tmp_path, "110400")  # 11.4.0: strongly typed is the only mode, no flag
+    assert code == 0 and not any("--stronglyTyped" in line or "--noTF32" not in line for line in trt11)
+
+
+@WITHOUT_TENSORRT
+def test_build_script_fails_when_an_engine_fails_or_the_release_is_unknown(
+    deploy_bundle: tuple, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(deploy_bundle[0], bundle)
+    assert _run_script(bundle, tmp_path, "100300", fail=True)[0] == 1
+    assert _run_script(bundle, tmp_path, "9000")[0] == 2  # TensorRT 9: no command line for it
+    (bundle / "convnext_custom.fp16.onnx").write_bytes(b"changed")
+    code, ran = _run_script(bundle, tmp_path, "100300")
+    assert code == 1 and not ran  # the ONNX is not the validated one: nothing is built from it
 
 
 @WITHOUT_TENSORRT

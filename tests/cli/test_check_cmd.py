@@ -86,9 +86,8 @@ def damaged(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def gate(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
     """The project's gate: every digits artifact against the committed baseline, with all three reports."""
     out = tmp_path_factory.mktemp("reports")
-    artifacts = ",".join(str(bundle / a) for a in ARTIFACTS)
     reports = ("--json", out / "check.json", "--markdown", out / "check.md", "--junit", out / "check.xml")
-    result = _check("--dataset", TEST_SET, "--artifacts", artifacts, "--baseline", BASELINE, *reports)
+    result = _check(*(bundle / a for a in ARTIFACTS), "--dataset", TEST_SET, "--baseline", BASELINE, *reports)
     return result, out
 
 
@@ -96,7 +95,7 @@ def gate(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
 def failing(damaged: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
     out = tmp_path_factory.mktemp("failing")
     reports = ("--markdown", out / "check.md", "--junit", out / "check.xml")
-    result = _check("--dataset", TEST_SET, "--artifacts", damaged, "--baseline", BASELINE, *reports)
+    result = _check(damaged, "--dataset", TEST_SET, "--baseline", BASELINE, *reports)
     return result, out
 
 
@@ -193,14 +192,14 @@ def test_a_few_images_below_the_baseline_decide_nothing(bundle: Path, tmp_path: 
     correct[np.flatnonzero(~correct)[:2]] = True  # the baseline got two more right
     data["figures"][ARTIFACTS[0]] |= {"correct": encode_correct(correct), "top1": round(100 * correct.mean(), 4)}
     baseline.write_text(json.dumps(data))
-    result = _check("--dataset", TEST_SET, "--artifacts", bundle / ARTIFACTS[0], "--baseline", baseline)
+    result = _check(bundle / ARTIFACTS[0], "--dataset", TEST_SET, "--baseline", baseline)
     assert result.exit_code == 0, result.output
 
 
 def test_baseline_with_lower_figures_passes_with_an_improvement_note(bundle: Path, tmp_path: Path) -> None:
     baseline = _baseline_with(tmp_path, ARTIFACTS[0], 7)  # 7 images fewer right: 96.94%
     before = baseline.read_bytes()
-    result = _check("--dataset", TEST_SET, "--artifacts", bundle / ARTIFACTS[0], "--baseline", baseline)
+    result = _check(bundle / ARTIFACTS[0], "--dataset", TEST_SET, "--baseline", baseline)
     assert result.exit_code == 0, result.output
     assert "improved on the baseline's 96.94%" in result.stdout and "--update-baseline" in result.stdout
     assert baseline.read_bytes() == before  # reported, never written without --update-baseline
@@ -211,7 +210,7 @@ def test_hand_edited_baseline_figure_is_a_usage_error(bundle: Path, tmp_path: Pa
     data["figures"][ARTIFACTS[0]]["top1"] += 2.0  # no longer what its per-image record says
     path = tmp_path / "edited.json"
     path.write_text(json.dumps(data))
-    line = _one_line_error(_check("--dataset", TEST_SET, "--artifacts", bundle / ARTIFACTS[0], "--baseline", path))
+    line = _one_line_error(_check(bundle / ARTIFACTS[0], "--dataset", TEST_SET, "--baseline", path))
     assert ARTIFACTS[0] in line and "per-image record" in line
 
 
@@ -220,7 +219,7 @@ def test_latency_is_gated_only_when_measured_and_in_the_baseline(bundle: Path, t
     data["figures"][ARTIFACTS[0]] |= {"latency_ms": 1e-3, "batch_size": 32}  # no real run is this fast
     baseline = tmp_path / "baseline.json"
     baseline.write_text(json.dumps(data))
-    args = ("--dataset", TEST_SET, "--artifacts", bundle / ARTIFACTS[0], "--baseline", baseline)
+    args = (bundle / ARTIFACTS[0], "--dataset", TEST_SET, "--baseline", baseline)
     assert _check(*args).exit_code == 0  # latency not measured: nothing to compare
     result = _check(*args, "--latency")
     assert result.exit_code == 1, result.output
@@ -232,11 +231,9 @@ def test_latency_is_gated_only_when_measured_and_in_the_baseline(bundle: Path, t
 
 def test_update_baseline_writes_when_asked(bundle: Path, tmp_path: Path) -> None:
     target = tmp_path / "new" / "baseline.json"
-    result = _check("--dataset", TEST_SET, "--artifacts", bundle / ARTIFACTS[0], "--baseline", target)
+    result = _check(bundle / ARTIFACTS[0], "--dataset", TEST_SET, "--baseline", target)
     assert "does not exist" in _one_line_error(result) and not target.exists()
-    result = _check(
-        "--dataset", TEST_SET, "--artifacts", bundle / ARTIFACTS[0], "--baseline", target, "--update-baseline"
-    )
+    result = _check(bundle / ARTIFACTS[0], "--dataset", TEST_SET, "--baseline", target, "--update-baseline")
     assert result.exit_code == 0, result.output
     assert f"baseline written to {target}" in result.stderr
     data = json.loads(target.read_text())
@@ -246,7 +243,7 @@ def test_update_baseline_writes_when_asked(bundle: Path, tmp_path: Path) -> None
 
 def test_update_baseline_refuses_to_bless_a_regression(damaged: Path, tmp_path: Path) -> None:
     target = tmp_path / "baseline.json"
-    result = _check("--dataset", TEST_SET, "--artifacts", damaged, "--baseline", target, "--update-baseline")
+    result = _check(damaged, "--dataset", TEST_SET, "--baseline", target, "--update-baseline")
     assert result.exit_code == 1, result.output
     assert "baseline not written" in result.stderr and not target.exists()
 
@@ -254,7 +251,7 @@ def test_update_baseline_refuses_to_bless_a_regression(damaged: Path, tmp_path: 
 def test_update_baseline_keeps_a_baseline_it_would_lower(damaged: Path, tmp_path: Path) -> None:
     baseline = tmp_path / "baseline.json"
     baseline.write_bytes(BASELINE.read_bytes())
-    result = _check("--dataset", TEST_SET, "--artifacts", damaged, "--baseline", baseline, "--update-baseline")
+    result = _check(damaged, "--dataset", TEST_SET, "--baseline", baseline, "--update-baseline")
     assert result.exit_code == 1, result.output
     assert "baseline not written" in result.stderr and baseline.read_bytes() == BASELINE.read_bytes()
 
@@ -311,6 +308,14 @@ def test_unreadable_image_is_named(tmp_path: Path) -> None:
 
 
 def test_baseline_for_another_dataset_is_a_usage_error(bundle: Path) -> None:
-    args = ("--dataset", TEST_SET, "--artifacts", bundle / ARTIFACTS[0], "--baseline", BASELINE, "--limit", 100)
+    args = (bundle / ARTIFACTS[0], "--dataset", TEST_SET, "--baseline", BASELINE, "--limit", 100)
     line = _one_line_error(_check(*args))
     assert "was made on dataset 'tests/data/digits/test' (360 images" in line and "(100 images" in line
+
+
+def test_the_old_comma_separated_artifacts_flag_still_names_files(tmp_path: Path) -> None:
+    """`--artifacts a,b` (the old spelling) is an alias of the positional files: both reach the same check."""
+    missing = [tmp_path / "a.onnx", tmp_path / "b.onnx"]
+    positional = _one_line_error(_check(*missing, "--dataset", TEST_SET))
+    alias = _one_line_error(_check("--dataset", TEST_SET, "--artifacts", ",".join(map(str, missing))))
+    assert positional == alias and str(missing[0]) in alias

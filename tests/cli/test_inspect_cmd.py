@@ -34,14 +34,14 @@ def _run(*args: str) -> Result:
 
 
 def test_cli_prints_tables_and_exits_0_when_clean(convnext_onnx: Path) -> None:
-    result = _run(str(convnext_onnx), "--trt", "10.x")
+    result = _run(str(convnext_onnx), "--trt-version", "10.x")
     assert result.exit_code == 0, result.output
     for text in ("[batch, 3, 64, 64]", "LayerNormalization", "pytorch", "no blockers"):
         assert text in result.stdout
 
 
 def test_cli_exits_1_on_blockers(convnext_onnx: Path) -> None:
-    result = _run(str(convnext_onnx), "--trt", "8.5")
+    result = _run(str(convnext_onnx), "--trt-version", "8.5")
     assert result.exit_code == 1, result.output
     assert "will not build" in result.stdout and "unsupported-op" in result.stdout
 
@@ -61,7 +61,7 @@ def test_cli_user_errors_exit_2_with_one_line(tmp_path: Path, case: str) -> None
     path = tmp_path / "model.onnx"
     if case != "missing":
         path.write_bytes(random.Random(1).randbytes(2048) if case == "corrupt" else relu_model().SerializeToString())
-    result = _run(str(path), *(["--trt", "7"] if case == "bad-version" else []))
+    result = _run(str(path), *(["--trt-version", "7"] if case == "bad-version" else []))
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")

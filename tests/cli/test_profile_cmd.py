@@ -39,7 +39,17 @@ def onnx_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_profile_writes_json_csv_and_png(onnx_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "report"
     result = _invoke(
-        str(onnx_file), "--batch-sizes", "1,2", "--warmup", "1", "--iterations", "5", "--threads", "1", "-o", str(out)
+        str(onnx_file),
+        "--batch-sizes",
+        "1,2",
+        "--warmup",
+        "1",
+        "--iterations",
+        "5",
+        "--threads",
+        "1",
+        "--output-dir",
+        out,
     )
     assert result.exit_code == 0, result.output
     assert "median" in result.stdout and "latency.csv" in result.stdout
@@ -68,7 +78,7 @@ def test_layers_give_per_node_rows_whose_shares_sum_to_one(onnx_file: Path, tmp_
         "--layers",
         "--threads",
         "1",
-        "-o",
+        "--output-dir",
         str(tmp_path),
         "--json",
         "-",
@@ -88,7 +98,7 @@ def test_unavailable_backends_are_skipped_and_the_rest_runs(onnx_file: Path, tmp
         pytest.skip("CUDA/TensorRT are available here: nothing to skip")
     engine = tmp_path / "model.plan"
     engine.write_bytes(b"not an engine")
-    args = ["--batch-sizes", "1", "--iterations", "2", "-o", str(tmp_path / "out"), "--json", "-"]
+    args = ["--batch-sizes", "1", "--iterations", "2", "--output-dir", str(tmp_path / "out"), "--json", "-"]
     result = _invoke(str(onnx_file), str(engine), *args)  # defaults: ort-cpu for .onnx, trt for .plan
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
@@ -103,7 +113,7 @@ def test_unavailable_backends_are_skipped_and_the_rest_runs(onnx_file: Path, tmp
 
 
 def test_nothing_measured_exits_3(onnx_file: Path, tmp_path: Path) -> None:
-    result = _invoke(str(onnx_file), "--backends", "trt", "-o", str(tmp_path))
+    result = _invoke(str(onnx_file), "--backends", "trt", "--output-dir", str(tmp_path))
     assert result.exit_code == 3
     assert json.loads((tmp_path / "latency.json").read_text())["skipped"][0]["backend"] == "trt"
 

@@ -46,8 +46,8 @@ def test_quantize_command_validates_against_eager(digits: dict, tmp_path: Path) 
             str(digits["fp32"]),
             "--calib",
             str(CALIB),
-            "--target",
-            "cpu",
+            "--precision",
+            "int8-cpu",
             "--images",
             str(DIGITS / "test"),
             "-o",
@@ -88,3 +88,16 @@ def test_calibrate_command_caches_the_ranges(
     assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
     assert '"cached": false' in first.stdout and '"cached": true' in second.stdout
     assert '"used": 16' in first.stdout
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--precision", "fp16", "--target", "cpu"], "--target cpu applies to INT8 only, not --precision fp16"),
+        (["--precision", "int8-trt", "--target", "cpu"], "--target cpu applies to INT8 only"),
+        (["--precision", "int4"], "unknown precision 'int4'"),
+    ],
+)
+def test_one_precision_vocabulary_and_the_old_target_alias(digits: dict, flags: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, ["quantize", str(digits["fp32"]), *flags])
+    assert result.exit_code == 2 and message in result.stderr, result.output

@@ -41,9 +41,9 @@ CASES = [  # release, artifact, network flags, builder flags
     ("10", "fp32", 0, set()),
     ("10", "fp16", 1 << 1, set()),
     ("10", "int8-trt", 1 << 1, set()),
-    ("11", "fp32", 1 << 0, set()),
-    ("11", "fp16", 1 << 0, set()),
-    ("11", "int8-trt", 1 << 0, set()),
+    ("11", "fp32", 0, set()),
+    ("11", "fp16", 0, set()),
+    ("11", "int8-trt", 0, set()),
 ]
 
 
@@ -51,7 +51,7 @@ CASES = [  # release, artifact, network flags, builder flags
 def test_config_network_and_precision_flags_per_generation(
     install, onnx_files: dict, tmp_path: Path, release: str, artifact: str, network_flags: int, builder_flags: set
 ) -> None:
-    """EXPLICIT_BATCH on 8.x only; STRONGLY_TYPED on 10 (fp16/int8 ONNX) and 11 (always; bit 0 there);
+    """EXPLICIT_BATCH on 8.x only; STRONGLY_TYPED on 10 (fp16/int8 ONNX); no flag on 11 (strongly typed always);
     FP16/INT8 + OBEY_PRECISION_CONSTRAINTS on 8.x only; no precision flag ever on 10 strong typing or 11."""
     trt, _ = install(release)
     report = build_engine(onnx_files[artifact], tmp_path / "m.plan")
