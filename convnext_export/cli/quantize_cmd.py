@@ -58,9 +58,12 @@ def calibrate(
     }
     if wants_table(json_out):
         state = "reused (cache hit)" if report.calibration_cached else "computed and cached"
+        where = f"ranges in {report.cache_path}"
+        if report.cache_path is None:
+            state, where = "computed", "not cached: calibration caching needs onnxruntime >= 1.27"
         stdout_console().print(
             f"calibration {state}: {summary['used']} samples, {summary['skipped']} unreadable "
-            f"skipped, {report.seconds:.1f} s; ranges in {report.cache_path}",
+            f"skipped, {report.seconds:.1f} s; {where}",
             markup=False,
         )
     emit_json(summary, json_out)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from convnext_export import _deps
 from convnext_export.errors import InvalidOptionError
 from convnext_export.weights.pretrained import is_pretrained_tag
 
@@ -35,8 +36,14 @@ class ModelRequest:
         return options
 
 
+def require_torch(purpose: str) -> None:
+    """One line naming the [export] extra, where the device core (no torch) is asked for the eager model."""
+    _deps.require("torch", purpose)
+
+
 def load_model(request: ModelRequest) -> nn.Module:
     """Build the eager model; weights are required unless random initialisation is asked for explicitly."""
+    require_torch("the eager PyTorch model")
     from convnext_export.model.factory import create_model
 
     if request.weights is None and not request.random_init:
@@ -58,6 +65,7 @@ def load_model(request: ModelRequest) -> nn.Module:
 
 def reference_model(metadata: ArtifactMetadata | None, variant: str | None, weights: str | None) -> nn.Module:
     """Rebuild the eager model an artifact came from, from its metadata unless flags override it."""
+    require_torch("the eager PyTorch reference an artifact is judged against")
     from convnext_export.model.factory import create_model
 
     if metadata is None and (variant is None or weights is None):

@@ -9,11 +9,15 @@
 
 Ranges are cached in ORT's own JSON format under a key of the model's, the data's and the settings' digests,
 so a rebuild with the same model, data and preprocessing skips calibration, and any change misses the cache.
+The cache is `quantize_static(calibration_cache_path=...)`, which ONNX Runtime added in 1.27.0; older ones
+(1.23.2 is the last with Python 3.10 wheels, so JetPack 6) calibrate every time, and the report says so
+rather than patching ONNX Runtime's internals to emulate it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import time
@@ -61,6 +65,15 @@ def calibration_cache_path(
     return cache_dir / f"calibration-{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
 
 
+CACHE_NEEDS = "1.27"  # the onnxruntime that added quantize_static(calibration_cache_path=...)
+
+
+def calibration_cache_supported() -> bool:
+    """Whether this onnxruntime's quantize_static can cache ranges (a keyword of 1.27 and later)."""
+    ort_quantization = _deps.require("onnxruntime.quantization", "INT8 quantization")
+    return "calibration_cache_path" in inspect.signature(ort_quantization.quantize_static).parameters
+
+
 def default_cache_dir() -> Path:
 
     return cache_dir() / "calibration"
@@ -97,8 +110,10 @@ def quantize_int8(
     op_types = COMPUTE_OPS
     cpu = cpu_int8_settings(isa or host_isa()) if target == "cpu" else None
     # One cache serves both targets: the GELU fusion leaves every tensor around Conv/MatMul/Gemm unchanged.
-    cache = calibration_cache_path(fp32_path, calibration, method, op_types, cache_dir or default_cache_dir())
-    cached = cache.is_file()
+    cache = None
+    if calibration_cache_supported():
+        cache = calibration_cache_path(fp32_path, calibration, method, op_types, cache_dir or default_cache_dir())
+    cached = cache is not None and cache.is_file()
     record = quantization_record(target, method, calibration, cpu)
     start = time.perf_counter()
     with atomic_path(output) as tmp, gelu_fused_source(fp32_path, target, output.parent) as source:
@@ -116,7 +131,7 @@ def quantize_int8(
         seconds=elapsed,
         quantized_nodes=count_quantized(quantized),
         excluded_nodes=list(nodes_to_exclude),
-        cache_path=str(cache),
+        cache_path=None if cache is None else str(cache),
         isa=cpu.isa if cpu else None,
         settings=cpu.to_dict() if cpu else None,
     )
@@ -130,7 +145,7 @@ def _quantize_static(
     method: str,
     op_types: tuple[str, ...],
     exclude: tuple[str, ...],
-    cache: Path,
+    cache: Path | None,
     cpu: CpuInt8Settings | None,
 ) -> None:
     ort_quantization = _deps.require("onnxruntime.quantization", "INT8 quantization")
@@ -168,6 +183,7 @@ def _quantize_static(
             reduce_range=cpu.reduce_range,
             extra_options={},
         )
+    cached = {} if cache is None else {"calibration_cache_path": str(cache)}
     with quiet_onnxruntime():
         quantize_static(
             str(source),
@@ -177,6 +193,6 @@ def _quantize_static(
             op_types_to_quantize=list(op_types),
             nodes_to_exclude=list(exclude) or None,
             calibrate_method=methods[method],
-            calibration_cache_path=str(cache),
+            **cached,
             **settings,
         )

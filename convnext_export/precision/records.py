@@ -16,6 +16,7 @@ from convnext_export.export.metadata import read_metadata, set_metadata
 from convnext_export.precision.cpu_isa import CpuInt8Settings
 from convnext_export.precision.options import COMPUTE_OPS
 from convnext_export.precision.qdq_rules import upstream
+from convnext_export.provenance import onnxruntime_version
 
 if TYPE_CHECKING:
     import onnx
@@ -36,7 +37,7 @@ class QuantizeReport:
     seconds: float  # calibration (unless cached) + quantization
     quantized_nodes: int
     excluded_nodes: list[str] = field(default_factory=list)
-    cache_path: str = ""
+    cache_path: str | None = None  # None: this onnxruntime cannot cache ranges (older than 1.27)
     isa: str | None = None  # int8-cpu: the ISA class the artifact was made for
     settings: dict | None = None  # int8-cpu: the quantization settings chosen for that class
 
@@ -48,13 +49,11 @@ def quantization_record(
     target: str, method: str, calibration: CalibrationSet, cpu: CpuInt8Settings | None
 ) -> dict[str, object]:
     """What an INT8 file records about how it was made and how it is to be judged (ONNX metadata)."""
-    from importlib.metadata import version
-
     record: dict[str, object] = {"target": target, "method": method, "calibration": calibration.summary()}
     if target == "trt":
         record["judged_as"] = "Q/DQ computed in float (TensorRT's int8 semantics), the same on every CPU"
     else:
-        record.update(isa=cpu.isa, onnxruntime=version("onnxruntime"), settings=cpu.to_dict())
+        record.update(isa=cpu.isa, onnxruntime=onnxruntime_version(), settings=cpu.to_dict())
         record["judged_as"] = f"ONNX Runtime {record['onnxruntime']} integer kernels of the CPU it runs on"
     return record
 

@@ -19,7 +19,7 @@ from convnext_export.errors import ConvNeXtExportError, InvalidOptionError, Unkn
 from convnext_export.export.metadata import artifact_metadata, onnx_metadata
 from convnext_export.model.reference import reference_model
 from convnext_export.runners.base import Runner
-from convnext_export.runners.ort_runner import OrtRunner
+from convnext_export.runners.ort_runner import OrtRunner, mixed_install_hint
 from convnext_export.runners.trt_runner import TrtRunner
 from convnext_export.trt.cuda import CudaError
 from convnext_export.trt.errors import EngineMismatchError, TensorRTUnavailableError
@@ -106,6 +106,7 @@ def _ort_runner(path: Path, backend: str, threads: int | None, emulate_qdq: bool
     if wanted not in available:
         raise BackendUnavailableError(
             f"{wanted} is not in this onnxruntime {ort.__version__} (available: {', '.join(available)})"
+            + mixed_install_hint()
         )
     name = None if emulate_qdq else backend
     runner = OrtRunner(path, ORT_PROVIDERS[backend], threads, name=name, emulate_qdq=emulate_qdq)

@@ -18,6 +18,7 @@ from convnext_export import _deps
 from convnext_export.contract import METADATA_PREFIX
 from convnext_export.errors import InvalidOptionError
 from convnext_export.precision.cpu_isa import host_isa
+from convnext_export.provenance import onnxruntime_distributions
 from convnext_export.runners.base import ArtifactError, Runner, artifact_error
 
 _log = logging.getLogger("convnext_export")
@@ -32,6 +33,25 @@ def _provider_names(providers: Sequence[Provider]) -> list[str]:
     return [p if isinstance(p, str) else p[0] for p in providers]
 
 
+def mixed_install_hint() -> str:
+    """Why a GPU provider can be missing although onnxruntime-gpu is installed: two distributions overwrote each
+    other's `onnxruntime` package (pip cannot forbid it), and the CPU one's files won."""
+    found = onnxruntime_distributions()
+    if len(found) < 2:
+        return ""
+    names = " and ".join(found)
+    return (
+        f"; {names} are both installed and overwrite each other: pip uninstall -y {' '.join(found)} "
+        "&& pip install 'convnext-export[gpu]' (or [cpu])"
+    )
+
+
+def onnxruntime_build() -> dict[str, Any]:
+    """The ONNX Runtime this process runs: distribution(s), version and the execution providers it offers."""
+    ort = _deps.require("onnxruntime", "ONNX Runtime")
+    return {"distributions": onnxruntime_distributions(), "providers": list(ort.get_available_providers())}
+
+
 def _check_providers(ort: Any, providers: Sequence[Provider]) -> None:
     """Refuse providers this onnxruntime build lacks (ORT itself would only warn and fall back)."""
     available = ort.get_available_providers()
@@ -42,7 +62,7 @@ def _check_providers(ort: Any, providers: Sequence[Provider]) -> None:
     if missing:
         raise InvalidOptionError(
             f"execution provider {', '.join(missing)} is not available in this onnxruntime "
-            f"{ort.__version__}; available: {', '.join(available)}"
+            f"{ort.__version__}; available: {', '.join(available)}{mixed_install_hint()}"
         )
 
 

@@ -64,6 +64,28 @@ def test_calibration_cache_hit_and_invalidation(digits: dict, tmp_path: Path) ->
     assert quantize_int8(changed, tmp_path / "f.onnx", calibration, cache_dir=cache).calibration_cached
 
 
+def test_an_onnxruntime_without_the_cache_keyword_calibrates_and_says_so(
+    digits: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """onnxruntime < 1.27 (1.23.2 on Python 3.10) has no calibration_cache_path: the same artifact, uncached."""
+    import onnxruntime.quantization as ort_quantization
+
+    real = ort_quantization.quantize_static
+
+    def quantize_static_1_23(model_input, model_output, calibration_data_reader, **kwargs):  # 1.23.2's keywords
+        assert "calibration_cache_path" not in kwargs
+        return real(model_input, model_output, calibration_data_reader, **kwargs)
+
+    monkeypatch.setattr(ort_quantization, "quantize_static", quantize_static_1_23)
+    cache = tmp_path / "cache"
+    report = quantize_int8(digits["fp32"], tmp_path / "old.onnx", digits["calibration"], cache_dir=cache)
+    assert report.cache_path is None and not report.calibration_cached and not cache.exists()
+    monkeypatch.undo()
+    native = quantize_int8(digits["fp32"], tmp_path / "new.onnx", digits["calibration"], cache_dir=tmp_path / "fresh")
+    assert native.cache_path is not None and not native.calibration_cached
+    assert (tmp_path / "old.onnx").read_bytes() == (tmp_path / "new.onnx").read_bytes()  # the cache changes nothing
+
+
 # --- the CPU artifact is made for this CPU -------------------------------------------------------------------------
 
 

@@ -63,3 +63,16 @@ def test_missing_or_corrupt_onnx_is_a_one_line_artifact_error(tmp_path: Path) ->
         message = str(info.value)
         assert isinstance(info.value, ConvNeXtExportError)
         assert path.name in message and "\n" not in message
+
+
+def test_a_missing_gpu_provider_names_the_mixed_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`[gpu]` beside the CPU wheel: both install `onnxruntime/`, the CPU files win; the message says so."""
+    from convnext_export.runners import ort_runner
+
+    monkeypatch.setattr(ort_runner, "onnxruntime_distributions", lambda: {"onnxruntime": "1.32.0"})
+    assert ort_runner.mixed_install_hint() == ""
+    both = {"onnxruntime": "1.32.0", "onnxruntime-gpu": "1.31.1"}
+    monkeypatch.setattr(ort_runner, "onnxruntime_distributions", lambda: both)
+    hint = ort_runner.mixed_install_hint()
+    assert "onnxruntime and onnxruntime-gpu are both installed" in hint and "pip uninstall -y onnxruntime" in hint
+    assert set(ort_runner.onnxruntime_build()) == {"distributions", "providers"}

@@ -11,12 +11,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from convnext_export import _deps
 from convnext_export._atomic import atomic_path
 from convnext_export._deps import MissingDependencyError
 from convnext_export.errors import ConvNeXtExportError
 from convnext_export.evaluation.latency.plot import write_plot
 from convnext_export.evaluation.latency.stats import PERCENTILE_METHOD, LatencyResult, Skipped
 from convnext_export.provenance import library_versions
+from convnext_export.runners.ort_runner import onnxruntime_build
 from convnext_export.trt import cuda as cuda_runtime
 
 
@@ -55,6 +57,7 @@ def system_info(threads: int | None = None) -> dict[str, Any]:
         "gpu": _gpu_name(),
         "platform": platform.platform(),
         "versions": library_versions(),
+        "onnxruntime": onnxruntime_build() if _deps.available("onnxruntime") else None,
     }
 
 
