@@ -27,6 +27,7 @@ INSTALL: dict[str, str] = {
     "onnxsim": "pip install 'convnext-export[export]'",
     "torch": "pip install 'convnext-export[export]' (torch)",
     "matplotlib": "pip install matplotlib",
+    "tomli": "pip install tomli (Python 3.10 reads TOML with it; 3.11+ has tomllib)",
     "modelopt": "pip install 'nvidia-modelopt[onnx]' in its own environment (it pins onnx and onnxruntime-gpu)",
 }
 

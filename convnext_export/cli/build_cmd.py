@@ -57,6 +57,14 @@ OutputDir = Annotated[
 
 @report_user_errors
 def build(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Take the options from this TOML file (flags given here win).")
+    ] = None,
+    from_manifest: Annotated[
+        Path | None,
+        typer.Option("--from-manifest", help="Rebuild with the options a bundle's manifest.json records."),
+    ] = None,
     variant: Variant = None,
     weights: Weights = None,
     random_init: RandomInit = False,
@@ -111,49 +119,19 @@ def build(
         int, typer.Option("--profile-iterations", min=1, help="Timed runs per artifact and batch size.")
     ] = 20,
 ) -> None:
-    """Model -> ONNX -> optimized ONNX -> [FP16, INT8] -> validation of each against eager PyTorch -> report."""
-    from convnext_export.evaluation.validate import parse_batch_sizes
-    from convnext_export.model.reference import ModelRequest
-    from convnext_export.pipeline.build import build as run_build
-    from convnext_export.pipeline.ondevice import build_from_onnx
-    from convnext_export.pipeline.request import BuildRequest
-    from convnext_export.trt.settings import EngineSettings
+    """Model -> ONNX -> optimized ONNX -> [FP16, INT8] -> validation of each against eager PyTorch -> report.
 
-    wanted = requested_precisions(precision, fp16, int8)
-    request = BuildRequest(
-        ModelRequest(variant, weights, random_init, seed, num_classes, reset_head, features, ema),
-        output_dir=output_dir,
-        image_size=image_size,
-        batch=batch,
-        opset=opset,
-        optimize=optimize,
-        images=images,
-        samples=samples,
-        batch_sizes=tuple(parse_batch_sizes(batch_sizes)),
-        precisions=wanted if onnx is None else ("fp32",),  # on the device the precision ONNX files exist
-        calib=calib,
-        calib_samples=calib_samples,
-        eval_samples=eval_samples,
-        calib_method=calib_method,
-        accuracy_target=accuracy_target,
-        quantizer=quantizer,
-        engine=EngineSettings(
-            min_batch,
-            opt_batch,
-            max_batch,
-            workspace,
-            opt_level,
-            timing_cache,
-            dla_core,
-            version_compatible,
-            hardware_compatible,
-            tf32,
-        ),
-        require_engine=require_engine,
-        trt_version=trt_version,
-        profile=profile,
-        profile_iterations=profile_iterations,
-    )
+    Options may come from a TOML file (--config) or a bundle's manifest (--from-manifest); flags given here win."""
+    from dataclasses import replace
+
+    from convnext_export.pipeline.build import build as run_build
+    from convnext_export.pipeline.config import request_from_options
+    from convnext_export.pipeline.ondevice import build_from_onnx
+
+    request = request_from_options(build_options(ctx, config, from_manifest))
+    wanted = request.precisions
+    if onnx is not None:  # on the device the precision ONNX files exist already
+        request = replace(request, precisions=("fp32",))
     with stage_progress() as step:
         if onnx is not None:
             result = build_from_onnx(onnx, wanted[1:], request, progress=step)
@@ -186,12 +164,19 @@ def print_skipped_engines(result: BuildResult) -> None:
         typer.echo(f"or run {result.output_dir / 'build_engine.sh'} there")
 
 
-def requested_precisions(listed: str | None, fp16: bool, int8: bool) -> tuple[str, ...]:
-    """fp32 always (every other precision derives from it), plus what --precision/--fp16/--int8 ask for."""
-    names = {p.strip().lower() for p in (listed or "").split(",") if p.strip()}
-    names |= {"fp16"} if fp16 else set()
-    names |= {"int8"} if int8 else set()
-    return ("fp32", *sorted(names - {"fp32"}))
+def build_options(ctx: typer.Context, config: Path | None, from_manifest: Path | None) -> dict:
+    """`build`'s options: its defaults, under a build file's or a manifest's, under the flags given explicitly."""
+    from convnext_export.errors import InvalidOptionError
+    from convnext_export.pipeline.config import OPTIONS, read_build_file, read_manifest_options
+
+    if config is not None and from_manifest is not None:
+        raise InvalidOptionError("--config and --from-manifest exclude each other: give one")
+    options = {name: value for name, value in ctx.params.items() if name in OPTIONS}
+    if config is not None or from_manifest is not None:
+        given = {name for name in options if ctx.get_parameter_source(name).name not in ("DEFAULT", "DEFAULT_MAP")}
+        from_file = read_build_file(config) if config is not None else read_manifest_options(from_manifest)
+        options |= {name: value for name, value in from_file.items() if name not in given}
+    return options
 
 
 def print_summary(result: BuildResult) -> None:

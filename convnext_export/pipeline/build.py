@@ -18,6 +18,7 @@ from convnext_export.evaluation.validate import validate_artifact
 from convnext_export.export.metadata import onnx_metadata
 from convnext_export.model.reference import load_model
 from convnext_export.pipeline.bundle import copy_calibration_cache, write_build_script, write_labels
+from convnext_export.pipeline.config import options_from_request
 from convnext_export.pipeline.inputs import evaluation_data, require_enough_images
 from convnext_export.pipeline.manifest import record_artifact, write_manifest
 from convnext_export.pipeline.request import DEFAULT_ARTIFACTS, REPORT_NAME, BuildRequest, Progress
@@ -114,9 +115,9 @@ def write_bundle(result: BuildResult, recipes: list, request: BuildRequest) -> N
     records += [record_artifact(out, path, stage) for path, stage in extras if path is not None]
     validation = {a.precision: a.validation.passed for a in [*result.artifacts, *result.engines] if a.validation}
     skipped = [vars(s) for s in result.skipped_engines]
-    write_manifest(
-        out, records, model=_model_section(result.metadata, request), validation=validation, engines_skipped=skipped
-    )
+    model = _model_section(result.metadata, request)
+    options = options_from_request(request)  # `build --from-manifest` rebuilds from these
+    write_manifest(out, records, model=model, build=options, validation=validation, engines_skipped=skipped)
 
 
 def _model_section(metadata: ArtifactMetadata, request: BuildRequest) -> dict:
