@@ -7,7 +7,10 @@ these names from here. Torch-free and onnx-free, so a Jetson with only TensorRT 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
+
+from convnext_export.errors import ConvNeXtExportError
 
 INPUT_NAME = "images"  # float32 NCHW, preprocessed by convnext_export.preprocess
 LOGITS_NAME = "logits"  # (N, num_classes), or (N, dims[-1]) pooled features for a headless model
@@ -51,17 +54,59 @@ class ArtifactMetadata:
 
     @classmethod
     def from_props(cls, props: dict[str, str]) -> ArtifactMetadata | None:
-        """Read back what `to_props` wrote; None for a file this toolkit did not export."""
+        """Read back what `to_props` wrote; None for a file this toolkit did not export, MetadataError (one line
+        naming the key) for one whose metadata was damaged or hand-edited."""
         names = {f.name for f in fields(cls)}
-        values = {
-            k[len(METADATA_PREFIX) :]: json.loads(v)
-            for k, v in props.items()
-            if k.startswith(METADATA_PREFIX) and k[len(METADATA_PREFIX) :] in names
-        }
+        values = {}
+        for key, text in props.items():
+            name = key[len(METADATA_PREFIX) :]
+            if key.startswith(METADATA_PREFIX) and name in names:
+                try:
+                    values[name] = json.loads(text)
+                except (json.JSONDecodeError, TypeError):
+                    raise MetadataError(f"metadata {key} is not valid JSON: {str(text)[:60]!r}") from None
         if "variant" not in values:
             return None
-        values["image_size"] = tuple(values.get("image_size", (224, 224)))
+        values.setdefault("image_size", [224, 224])
+        for name, value in values.items():
+            if not _FIELD_CHECKS[name](value):
+                raise MetadataError(f"metadata {METADATA_PREFIX}{name} has an invalid value: {str(value)[:60]!r}")
+        values["image_size"] = tuple(values["image_size"])
         return cls(**values)
+
+
+class MetadataError(ConvNeXtExportError, ValueError):
+    """An ONNX file whose convnext-export metadata is damaged (not JSON, or a value of the wrong kind)."""
+
+
+def _optional(check: Callable[[object], bool]) -> Callable[[object], bool]:
+    return lambda value: value is None or check(value)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_size(value: object) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(_is_int(v) and v > 0 for v in value)
+
+
+_FIELD_CHECKS: dict[str, Callable[[object], bool]] = {
+    "variant": lambda v: isinstance(v, str),
+    "image_size": _is_size,
+    "num_classes": _optional(lambda v: _is_int(v) and v > 0),
+    "features": lambda v: isinstance(v, bool),
+    "preprocessing": lambda v: isinstance(v, dict),
+    "labels": _optional(lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
+    "weights_sha256": _optional(lambda v: isinstance(v, str)),
+    "weights_source": _optional(lambda v: isinstance(v, str)),
+    "weights_format": _optional(lambda v: isinstance(v, str)),
+    "model_options": lambda v: isinstance(v, dict),
+    "precision": lambda v: isinstance(v, str),
+    "opset": lambda v: _is_int(v) and v > 0,
+    "toolkit_version": lambda v: isinstance(v, str),
+    "quantization": _optional(lambda v: isinstance(v, dict)),
+}
 
 
 # --- artifact file names: <stem>.<precision>.onnx and <stem>.<fp32|fp16|int8>.plan, one bundle per model -------

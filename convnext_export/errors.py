@@ -9,11 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+# Exit codes, documented in README "Exit codes": every command uses these and no others.
+EXIT_REGRESSION = 1  # a verdict failed: the artifact lost accuracy (or a bundle failed verification)
+EXIT_USAGE = 2  # a user mistake: bad option, missing or unreadable input, wrong file
+EXIT_ENGINE_SKIPPED = 3  # --require-engine, and an engine could not be built here
+EXIT_RESOURCE = 4  # the machine said no: a read-only or full disk, not enough memory for what was asked
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
 
 class ConvNeXtExportError(Exception):
     """Base for errors caused by input or environment, reported without a traceback."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class UnknownNameError(ConvNeXtExportError, KeyError):
@@ -49,3 +56,15 @@ class DownloadError(ConvNeXtExportError, OSError):
 
 class ImageError(ConvNeXtExportError, ValueError):
     """An image file that cannot be read or decoded."""
+
+
+class OutputError(ConvNeXtExportError, OSError):
+    """An output that cannot be written: a read-only folder, a full disk, no permission."""
+
+    exit_code = EXIT_RESOURCE
+
+
+class ResourceError(ConvNeXtExportError):
+    """A request beyond what this machine has (memory for an image or batch size)."""
+
+    exit_code = EXIT_RESOURCE

@@ -42,7 +42,12 @@ def _live() -> Iterator[Callable[[str], None]]:
                 progress.update(current[-1], completed=1, total=1)
             current.append(progress.add_task(escape(description), total=None))
 
-        yield step
+        try:
+            yield step
+        except BaseException:
+            if current:
+                progress.stop_task(current[-1])  # left unfinished: the error line follows
+            raise
         if current:
             progress.update(current[-1], completed=1, total=1)
 
@@ -51,10 +56,10 @@ def _live() -> Iterator[Callable[[str], None]]:
 def _lines() -> Iterator[Callable[[str], None]]:
     current: list[tuple[str, float]] = []
 
-    def finish() -> None:
+    def finish(outcome: str = "done") -> None:
         if current:
             description, start = current.pop()
-            sys.stderr.write(f"done {description} ({time.perf_counter() - start:.1f} s)\n")
+            sys.stderr.write(f"{outcome} {description} ({time.perf_counter() - start:.1f} s)\n")
             sys.stderr.flush()
 
     def step(description: str) -> None:
@@ -63,5 +68,7 @@ def _lines() -> Iterator[Callable[[str], None]]:
 
     try:
         yield step
-    finally:
-        finish()
+    except BaseException:
+        finish("stopped at")  # the error line follows; never "done" for a stage that failed
+        raise
+    finish()

@@ -24,6 +24,7 @@ from convnext_export.cli import (
     validate_cmd,
 )
 from convnext_export.cli._console import configure
+from convnext_export.errors import EXIT_INTERRUPTED
 
 app = typer.Typer(
     name="convnext-export",
@@ -70,10 +71,22 @@ def _root(
     configure(quiet=quiet, verbose=verbose)
 
 
+class Interrupted(BaseException):
+    """Ctrl-C, raised by our SIGINT handler: not a KeyboardInterrupt, so Click's own handler (which exits 130
+    without a word) lets it through to `main`; `finally` blocks still remove temporary files on the way."""
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise Interrupted
+
+
 def main() -> None:
     """Console-script entry point; Ctrl-C ends with one line and exit code 130, not a traceback."""
+    import signal
+
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         app(prog_name="convnext-export")
-    except KeyboardInterrupt:
+    except (Interrupted, KeyboardInterrupt):
         typer.echo("interrupted", err=True)
-        raise SystemExit(130) from None
+        raise SystemExit(EXIT_INTERRUPTED) from None

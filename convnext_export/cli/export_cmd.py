@@ -50,6 +50,7 @@ def export(
     seed: Seed = 0,
 ) -> None:
     """Trace the eval-mode model to ONNX (input `images`, output `logits` or stage maps), then optimize it."""
+    from convnext_export._atomic import refuse_overwriting_inputs
     from convnext_export.model.reference import ModelRequest, load_model
     from convnext_export.pipeline.build import default_output_dir, prepare_output_dir
     from convnext_export.pipeline.request import BuildRequest
@@ -62,6 +63,8 @@ def export(
         opset=opset,
         optimize=optimize,
     )
+    if output is not None:
+        refuse_overwriting_inputs(output, [weights])
     with stage_progress() as step:
         step("loading model")
         model = load_model(request.model)

@@ -138,14 +138,14 @@ def profile(
     Writes latency.json, latency.csv and latency.png. Exit 3 when every backend was skipped."""
     from convnext_export.evaluation.latency.report import system_info
     from convnext_export.evaluation.validate import parse_batch_sizes
-    from convnext_export.pipeline.api import existing_artifacts
+    from convnext_export.pipeline.api import existing_artifacts, require_batch_memory
     from convnext_export.runners.backends import check_backends
 
     timing = _timing(warmup, warmup_seconds, iterations, duration)
     sizes = parse_batch_sizes(batch_sizes)
     names = [b.strip() for b in backends.split(",") if b.strip()] if backends else None
     check_backends(names or ())
-    existing_artifacts(artifacts)
+    require_batch_memory(existing_artifacts(artifacts), sizes)
     run, paths = _run(
         artifacts, backends=names, batch_sizes=sizes, threads=threads, layers=layers, output_dir=output_dir, **timing
     )

@@ -156,6 +156,22 @@ def eval_config(
     return PreprocessConfig(size, DEFAULT_CROP_PCT if crop_pct is None else crop_pct, interpolation)
 
 
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB with 8 bits per channel. High-bit-depth greyscale (16-bit PNG/TIFF: Pillow modes I;16*, I) is scaled
+    from its 16-bit range and float images (F) from [0, 1], or from their own range when they exceed it; a plain
+    convert("RGB") would clip them, turning almost every pixel of a 16-bit scan white."""
+    if image.mode not in ("I", "F") and not image.mode.startswith("I;16"):
+        return image if image.mode == "RGB" else image.convert("RGB")
+    values = np.asarray(image, dtype=np.float64)
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if image.mode.startswith("I;16") or (image.mode == "I" and low >= 0 and high <= 65535):
+        low, high = 0.0, 65535.0
+    elif image.mode == "F" and low >= 0 and high <= 1:
+        low, high = 0.0, 1.0
+    scaled = (values - low) / ((high - low) or 1.0) * 255.0
+    return Image.fromarray(np.rint(scaled).clip(0, 255).astype(np.uint8), "L").convert("RGB")
+
+
 def load_image(path: str | os.PathLike, *, exif_transpose: bool = False) -> Image.Image:
     """Open, fully decode and convert to RGB, so broken files fail here with :class:`ImageError`.
 
@@ -166,7 +182,7 @@ def load_image(path: str | os.PathLike, *, exif_transpose: bool = False) -> Imag
             im.load()  # force decoding: truncated files only fail once pixels are read
             if exif_transpose:
                 im = ImageOps.exif_transpose(im)
-            return im.convert("RGB")
+            return to_rgb(im)
     except Image.UnidentifiedImageError:
         reason = "not a recognised image format"
     except _DECODE_ERRORS as exc:
@@ -180,7 +196,7 @@ def preprocess_image(image: Image.Image | str | os.PathLike, config: PreprocessC
     if not isinstance(image, Image.Image):
         image = load_image(image)
     elif image.mode != "RGB":
-        image = image.convert("RGB")
+        image = to_rgb(image)
     (new_w, new_h), (left, top, right, bottom) = config.resize_geometry(*image.size)
     # Exactly torchvision's call on PIL images: no box, no reducing_gap.
     resized = image.resize((new_w, new_h), _RESAMPLE[config.interpolation])

@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING
 
 from convnext_export import __version__
 from convnext_export._atomic import atomic_path
+from convnext_export._resources import require_memory
 from convnext_export.contract import BATCH_DIM, INPUT_NAME, ArtifactMetadata, output_names
 from convnext_export.data.labels import default_labels
 from convnext_export.data.preprocess import eval_config
 from convnext_export.errors import ConvNeXtExportError, InvalidOptionError
 from convnext_export.export.metadata import set_metadata
-from convnext_export.model.variants import check_input_size, parse_image_size
+from convnext_export.model.variants import check_input_size, inference_bytes, parse_image_size
 
 if TYPE_CHECKING:
     import onnx
@@ -126,6 +127,8 @@ def export_onnx(
     check_input_size(cfg, *size)
     static_batch = parse_batch(batch)
     check_opset(opset)
+    shown = f"exporting {cfg.name} at {size[0]}x{size[1]}" + (f", batch {static_batch}" if static_batch else "")
+    require_memory(inference_bytes(cfg, static_batch or 1, *size), shown, "use a smaller --image-size or --batch")
     traced = with_decomposed_layer_norm(model) if opset < LAYER_NORM_OPSET else model
     output = Path(output)
     with atomic_path(output) as tmp:

@@ -5,9 +5,17 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from convnext_export._resources import require_memory
 from convnext_export.errors import CheckpointError, InvalidOptionError
 from convnext_export.model.convnext import ConvNeXtNetwork, build_network
-from convnext_export.model.variants import VARIANTS, ModelConfig, describe_architecture, get_variant, make_config
+from convnext_export.model.variants import (
+    VARIANTS,
+    ModelConfig,
+    count_parameters,
+    describe_architecture,
+    get_variant,
+    make_config,
+)
 from convnext_export.weights import load_checkpoint, load_state_dict_strict
 
 if TYPE_CHECKING:
@@ -36,13 +44,16 @@ def create_model(
     if weights is None:
         if variant is None:
             raise InvalidOptionError("give a variant (e.g. 'tiny') or weights to infer it from")
-        model = build_network(make_config(variant, **options))
+        config = make_config(variant, **options)
+        require_network_memory(config)
+        model = build_network(config)
         model.weights_info = None
         return model
 
     checkpoint = load_checkpoint(weights, variant=variant, ema=ema, progress=progress)
     config = config_for_checkpoint(checkpoint, variant, reset_head=reset_head, **options)
     state_dict = _drop_unused_head(checkpoint.state_dict, config)
+    require_network_memory(config)
     model = build_network(config)
     if reset_head and "head.weight" in state_dict:
         state_dict = {k: v for k, v in state_dict.items() if not k.startswith("head.")}
@@ -50,6 +61,13 @@ def create_model(
     load_state_dict_strict(model, state_dict, checkpoint.info.source)
     model.weights_info = checkpoint.info
     return model
+
+
+def require_network_memory(config: ModelConfig) -> None:
+    """Refuse a network whose weights alone exceed the memory here (metadata can ask for any size)."""
+    weights = 4 * count_parameters(config)
+    what = f"a {config.name} network of {count_parameters(config) / 1e6:,.0f}M parameters"
+    require_memory(2 * weights, what, "check the variant, depths and dims asked for")  # the weights and one copy
 
 
 def _registered_match(checkpoint: Checkpoint) -> ModelConfig | None:

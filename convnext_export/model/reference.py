@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from convnext_export.contract import ArtifactMetadata
+    from convnext_export.model.variants import ModelConfig
 
 
 @dataclass
@@ -88,6 +89,15 @@ def reference_model(metadata: ArtifactMetadata | None, variant: str | None, weig
     )
     _check_same_weights(model, metadata)
     return model
+
+
+def recorded_config(metadata: ArtifactMetadata) -> ModelConfig:
+    """The network an artifact's metadata describes, without building it (memory estimates, checks)."""
+    from convnext_export.model.variants import VARIANTS, make_config, normalize_variant_name
+
+    options = {k: v for k, v in metadata.model_options.items() if k != "seed"}
+    registered = normalize_variant_name(metadata.variant) in VARIANTS
+    return make_config(metadata.variant if registered else "tiny", image_size=list(metadata.image_size), **options)
 
 
 def _exists(weights: str) -> bool:

@@ -245,6 +245,16 @@ def count_parameters(cfg: ModelConfig) -> int:
     return total
 
 
+def inference_bytes(cfg: ModelConfig, batch: int, height: int | None = None, width: int | None = None) -> int:
+    """A coarse estimate of one forward pass's memory, to refuse requests that cannot fit (real use is higher:
+    allocator arenas, tracing): the float32 weights, plus three times the largest activation (a block's 4x-wide
+    MLP map, with its GELU output and the block input beside it) for the batch."""
+    height, width = (height, width) if height and width else cfg.image_size
+    scales = [cfg.patch_size * (1 if cfg.isotropic else 2**i) for i in range(len(cfg.dims))]
+    largest = max(MLP_RATIO * dim * (height // s) * (width // s) for dim, s in zip(cfg.dims, scales, strict=True))
+    return 4 * count_parameters(cfg) + 3 * 4 * batch * largest
+
+
 def count_macs(cfg: ModelConfig, height: int | None = None, width: int | None = None) -> int:
     """Multiply-accumulates of convolutions and linear layers, the quantity the paper reports as FLOPs."""
     height, width = (height, width) if height and width else cfg.image_size

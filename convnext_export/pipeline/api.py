@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from convnext_export._atomic import refuse_overwriting_inputs
+from convnext_export._resources import require_memory
 from convnext_export.contract import artifact_name, split_artifact_name
 from convnext_export.data.datasets import check_classes, load_dataset
 from convnext_export.data.preprocess import PreprocessConfig, eval_config
@@ -23,7 +25,8 @@ from convnext_export.evaluation.latency.sweep import profile_all
 from convnext_export.evaluation.thresholds import thresholds_for
 from convnext_export.evaluation.validate import ValidationResult, validate_artifact
 from convnext_export.export.metadata import artifact_metadata, onnx_metadata
-from convnext_export.model.reference import ModelRequest, load_model, reference_model
+from convnext_export.model.reference import ModelRequest, load_model, recorded_config, reference_model
+from convnext_export.model.variants import inference_bytes
 from convnext_export.pipeline.inputs import load_evaluation, require_enough_images
 from convnext_export.pipeline.results import ArtifactResult
 from convnext_export.pipeline.stages import Int8Settings, fp16_stage, int8_stage
@@ -103,6 +106,7 @@ def quantize(
         raise CalibrationDataError("INT8 needs calibration images: pass --calib DIR (e.g. calibration/samples)")
     stem = (split_artifact_name(model.name) or (model.stem, ""))[0]
     out = Path(output) if output is not None else model.with_name(artifact_name(stem, precision))
+    refuse_overwriting_inputs(out, [model, calib, images, weights])
     step("rebuilding the eager reference")
     reference = reference_model(metadata, None, weights)
     calibration = calibration_set(model, Path(calib), calib_samples, seed) if int8 and images else None
@@ -146,6 +150,7 @@ def validate(
     splits it, so `validate` reproduces `build`'s verdict. Noise given for reduced precision is information."""
     artifact = Path(artifact)
     metadata = onnx_metadata(artifact)
+    require_batch_memory([Path(artifact)], batch_sizes)
     row = thresholds_for(precision or (metadata.precision if metadata else "fp32"), **(thresholds or {}))
     reference = reference_model(metadata, variant, weights)
     noise = samples if samples is not None else 0 if row.statistical else DEFAULT_NOISE
@@ -205,6 +210,18 @@ def check(
     return run_check(data, reference, paths, limits, previous, batch_size=batch_size, latency=latency)
 
 
+def require_batch_memory(paths: Sequence[Path], batch_sizes: Sequence[int]) -> None:
+    """Before any run: the largest batch of every artifact that describes its network has to fit in memory."""
+    for path in paths:
+        metadata = artifact_metadata(path)
+        if metadata is None:
+            continue  # not one of ours: nothing to estimate from
+        config = recorded_config(metadata)
+        largest = max(batch_sizes)
+        need = inference_bytes(config, largest, *config.image_size)
+        require_memory(need, f"{path.name} at batch {largest}", "use smaller --batch-sizes")
+
+
 def existing_artifacts(artifacts: Sequence[str | os.PathLike[str]]) -> list[Path]:
     """The artifacts as paths; a usage error naming the first that is not a file (before any work starts)."""
     paths = [Path(p) for p in artifacts]
@@ -230,6 +247,7 @@ def profile(
     beside the first artifact). `timing`: warmup / warmup_seconds / iterations / duration."""
     check_backends(backends or ())
     paths = existing_artifacts(artifacts)
+    require_batch_memory(paths, batch_sizes)
     run = profile_all(paths, backends, batch_sizes, threads=threads, layers=layers, progress=progress, **timing)
     out = Path(output_dir) if output_dir is not None else paths[0].parent / "profile"
     return run, write_reports(run.results, system_info(threads), out, skipped=run.skipped)

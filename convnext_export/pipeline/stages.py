@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from convnext_export._resources import require_memory
 from convnext_export.contract import ENGINE_PRECISION, artifact_name, engine_name, split_artifact_name
 from convnext_export.errors import ConvNeXtExportError, InvalidOptionError
 from convnext_export.evaluation.latency.report import system_info, write_reports
@@ -22,6 +23,7 @@ from convnext_export.evaluation.latency.sweep import profile_all
 from convnext_export.evaluation.validate import validate_artifact
 from convnext_export.export.optimize import optimize_onnx
 from convnext_export.export.trace import export_onnx
+from convnext_export.model.variants import inference_bytes, parse_image_size
 from convnext_export.pipeline.bundle import EngineRecipe
 from convnext_export.pipeline.inputs import Evaluation
 from convnext_export.pipeline.request import BuildRequest, Progress
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from convnext_export.export.optimize import OptimizeReport
+    from convnext_export.model.variants import ModelConfig
     from convnext_export.precision.calibration import CalibrationSet
     from convnext_export.trt.settings import EngineSettings
 
@@ -274,9 +277,20 @@ def engine_stage(
     return engines, skipped, recipes
 
 
+def require_validation_memory(config: ModelConfig, request: BuildRequest) -> None:
+    """Before the export: the largest batch the build will validate and profile has to fit in memory."""
+    size = parse_image_size(request.image_size) if request.image_size is not None else config.image_size
+    one = inference_bytes(config, 1, *size)
+    require_memory(one, f"{config.name} at {size[0]}x{size[1]}", "use a smaller --image-size")
+    largest = max(request.batch_sizes)
+    what = f"validating {config.name} at batch {largest}, {size[0]}x{size[1]}"
+    require_memory(inference_bytes(config, largest, *size), what, "use smaller --batch-sizes")
+
+
 def export_stage(model: nn.Module, target: Path, request: BuildRequest) -> OptimizeReport | None:
     """Export to `target`, optimized unless asked otherwise; the raw graph never lands in the bundle."""
 
+    require_validation_memory(model.config, request)
     seed = request.model.seed if request.model.random_init else None
     settings = {"image_size": request.image_size, "batch": request.batch, "opset": request.opset, "seed": seed}
     if not request.optimize:

@@ -64,6 +64,7 @@ def load_checkpoint(
     else:
         path = Path(weights)
     raw = read_checkpoint(path, ema=ema)
+    require_finite(raw.state_dict, str(path))
     source_format = detect_format(raw.state_dict)
     state_dict = to_official(raw.state_dict, source_format)
     architecture = infer_architecture(state_dict)
@@ -82,6 +83,19 @@ def load_checkpoint(
         url=url,
     )
     return Checkpoint(state_dict, architecture, info, image_size)
+
+
+def require_finite(state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """Name the first tensor holding NaN or Inf at load: later it would surface as a baffling export, fold
+    or validation failure far from its cause."""
+    for name, tensor in state_dict.items():
+        if tensor.is_floating_point() or tensor.is_complex():
+            bad = int((~tensor.isfinite()).sum())
+            if bad:
+                raise CheckpointError(
+                    f"weights {source}: tensor {name!r} holds {bad} non-finite value(s) (NaN or Inf) of "
+                    f"{tensor.numel()}: the checkpoint is damaged or diverged in training"
+                )
 
 
 def _listed(kind: str, keys: list[str]) -> str:

@@ -324,3 +324,21 @@ def test_to_dict_from_dict_round_trip(cfg):
 def test_from_dict_rejects_unknown_keys():
     with pytest.raises(InvalidOptionError, match="crop_ptc"):
         pp.PreprocessConfig.from_dict({**pp.eval_config(224).to_dict(), "crop_ptc": 0.9})
+
+
+def test_sixteen_bit_images_are_scaled_from_their_range_not_clipped(tmp_path) -> None:
+    """A 16-bit greyscale scan holding v * 257 reads exactly as the 8-bit image holding v; a float image in [0, 1]
+    likewise (a plain convert("RGB") clipped them: 99.8% of pixels came out 255)."""
+    import numpy as np
+    from PIL import Image
+
+    from convnext_export.data.preprocess import load_image
+
+    eight = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    Image.fromarray(eight).save(tmp_path / "g8.png")
+    Image.fromarray(eight.astype(np.uint16) * 257).save(tmp_path / "g16.png")
+    Image.fromarray(eight.astype(np.float32) / 255).save(tmp_path / "f.tiff")
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I")
+    reference = np.asarray(load_image(tmp_path / "g8.png"))
+    for name in ("g16.png", "f.tiff"):
+        assert np.array_equal(np.asarray(load_image(tmp_path / name)), reference), name

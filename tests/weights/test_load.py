@@ -53,6 +53,15 @@ def test_misfit_checkpoint_lists_the_key(
     assert key in message
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_weights_are_named_at_load(tmp_path: Path, source: nn.Module, value: float) -> None:
+    state = source.state_dict()
+    state["stages.1.0.pwconv1.weight"][3, 2] = value
+    path = save_torch(state, tmp_path / "diverged.pth")
+    with pytest.raises(CheckpointError, match=r"tensor 'stages.1.0.pwconv1.weight' holds 1 non-finite value"):
+        create_model(weights=path)
+
+
 # --- pretrained tags -----------------------------------------------------------------------------------
 
 
