@@ -24,9 +24,11 @@ from convnext_export.cli import (
     validate_cmd,
 )
 from convnext_export.cli._console import configure
+from convnext_export.cli._errors import OneLineErrors
 from convnext_export.errors import EXIT_INTERRUPTED
 
 app = typer.Typer(
+    cls=OneLineErrors,
     name="convnext-export",
     help="ConvNeXt from PyTorch to validated ONNX, INT8 and TensorRT artifacts.",
     no_args_is_help=True,

@@ -122,16 +122,15 @@ def build(
     """Model -> ONNX -> optimized ONNX -> [FP16, INT8] -> validation of each against eager PyTorch -> report.
 
     Options may come from a TOML file (--config) or a bundle's manifest (--from-manifest); flags given here win."""
-    from dataclasses import replace
-
     from convnext_export.pipeline.build import build as run_build
-    from convnext_export.pipeline.config import request_from_options
+    from convnext_export.pipeline.config import request_from_options, requested_precisions
     from convnext_export.pipeline.ondevice import build_from_onnx
 
-    request = request_from_options(build_options(ctx, config, from_manifest))
-    wanted = request.precisions
-    if onnx is not None:  # on the device the precision ONNX files exist already
-        request = replace(request, precisions=("fp32",))
+    options = build_options(ctx, config, from_manifest)
+    wanted = requested_precisions(options["precision"], options["fp16"], options["int8"])
+    if onnx is not None:  # on the device the precision ONNX files exist already: nothing to quantize
+        options |= {"precision": None, "fp16": False, "int8": False}
+    request = request_from_options(options)
     with stage_progress() as step:
         if onnx is not None:
             result = build_from_onnx(onnx, wanted[1:], request, progress=step)

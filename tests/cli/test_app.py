@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import click
 import typer
 
 from convnext_export import __version__
@@ -70,35 +69,34 @@ def test_console_script_entry_point_reports_errors_without_traceback() -> None:
 # --- one vocabulary: the option names mean one thing in every command ------------------------------------------
 
 
-def _commands() -> dict[str, click.Command]:
-    """Every leaf command by its full name (`bundle verify` included), as click sees the Typer app."""
+def _commands() -> dict[str, typer.core.TyperCommand]:
+    """Every leaf command by its full name (`bundle verify` included), as Typer builds them."""
     root = typer.main.get_command(app)
-    found: dict[str, click.Command] = {}
+    found: dict[str, typer.core.TyperCommand] = {}
 
-    def walk(command: click.Command, prefix: str) -> None:
-        if isinstance(command, click.Group):
+    def walk(command: object, prefix: str) -> None:
+        if isinstance(command, typer.core.TyperGroup):
             for name, sub in command.commands.items():
                 walk(sub, f"{prefix} {name}".strip())
         else:
             found[prefix] = command
 
     walk(root, "")
+    assert len(found) >= 12 and "bundle verify" in found  # the walk sees the real tree, or these tests mean nothing
     return found
 
 
-def _options(command: click.Command) -> list[click.Option]:
-    return [p for p in command.params if isinstance(p, click.Option) and p.name != "help"]
+def _options(command: typer.core.TyperCommand) -> list[typer.core.TyperOption]:
+    kinds = (typer.core.TyperOption, typer.core.TyperArgument)
+    assert all(isinstance(p, kinds) for p in command.params), f"{command.name}: parameters of an unknown kind"
+    return [p for p in command.params if isinstance(p, typer.core.TyperOption) and p.name != "help"]
 
 
 def test_every_boolean_option_is_a_pair_that_takes_no_value() -> None:
     """`--fp16/--no-fp16`, never a flag that shows `<bool>` and refuses `--fp16 true`."""
-    single = [
-        f"{name}: {o.opts[0]}"
-        for name, command in _commands().items()
-        for o in _options(command)
-        if o.is_bool_flag and not o.secondary_opts
-    ]
-    assert single == []
+    flags = [(name, o) for name, command in _commands().items() for o in _options(command) if o.is_bool_flag]
+    assert len(flags) > 20
+    assert [f"{name}: {o.opts[0]}" for name, o in flags if not o.secondary_opts] == []
 
 
 def test_short_o_is_always_a_file_and_output_dir_always_a_folder() -> None:
@@ -113,12 +111,15 @@ def test_short_o_is_always_a_file_and_output_dir_always_a_folder() -> None:
 def test_lists_of_batch_sizes_and_backends_have_one_name_and_one_name_set() -> None:
     from convnext_export.runners.backends import BACKENDS
 
+    seen = set()
     for name, command in _commands().items():
         for option in _options(command):
+            seen.add(option.name)
             if option.name in ("batch_sizes", "backend", "backends"):
                 assert option.opts == [f"--{option.name.replace('_', '-')}"], name
             if option.name in ("backend", "backends"):
                 assert all(b in option.help for b in BACKENDS), f"{name} --{option.name} names other backends"
+    assert {"batch_sizes", "backend", "backends"} <= seen
 
 
 def test_short_v_is_verbose_and_no_command_takes_it() -> None:
