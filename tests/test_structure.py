@@ -310,6 +310,7 @@ KNOWN_IMPORT_FAILURES: dict[str, str] = {
     "convnext_export.model.convnext": "the networks are torch.nn.Module subclasses",
     "convnext_export.model.factory": "imports model.convnext (create_model builds the network)",
     "convnext_export.model.layers": "the building blocks are torch.nn.Module subclasses",
+    "convnext_export.model.normalization": "the input normalisation of --fold-normalization is a torch.nn.Module",
     "convnext_export.model.train": "the training loop is torch code",
     "convnext_export.runners.torch_runner": "the eager PyTorch runner",
 }
