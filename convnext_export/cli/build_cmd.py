@@ -22,6 +22,7 @@ from convnext_export.cli.options import (
     Ema,
     EvalSamples,
     Features,
+    FoldNormalization,
     HardwareCompatible,
     Images,
     ImageSize,
@@ -69,6 +70,7 @@ def build(
     opset: Opset = 17,
     features: Features = False,
     optimize: Optimize = True,
+    fold_normalization: FoldNormalization = False,
     output_dir: OutputDir = None,
     images: Images = None,
     samples: Samples = 32,
@@ -121,7 +123,7 @@ def build(
 
     wanted = requested_precisions(precision, fp16, int8)
     request = BuildRequest(
-        ModelRequest(variant, weights, random_init, seed, num_classes, reset_head, features, ema),
+        ModelRequest(variant, weights, random_init, seed, num_classes, reset_head, features, ema, fold_normalization),
         output_dir=output_dir,
         image_size=image_size,
         batch=batch,
