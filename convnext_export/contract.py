@@ -12,12 +12,18 @@ from dataclasses import asdict, dataclass, field, fields
 
 from convnext_export.errors import ConvNeXtExportError
 
-INPUT_NAME = "images"  # float32 NCHW, preprocessed by convnext_export.preprocess
+INPUT_NAME = "images"  # float32 NCHW RGB, preprocessed by convnext_export.data.preprocess (see normalization_folded)
 LOGITS_NAME = "logits"  # (N, num_classes), or (N, dims[-1]) pooled features for a headless model
 FEATURE_NAMES = ("stage1", "stage2", "stage3", "stage4")  # features mode: NCHW map of each stage
 BATCH_DIM = "batch"
 
 METADATA_PREFIX = "convnext_export."
+
+# The normalisation ConvNeXt's weights were trained with (ImageNet's), applied to RGB scaled to 0-1: recorded in every
+# artifact's preprocessing metadata, and folded into the stem of an artifact exported with --fold-normalization.
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+PIXEL_MAX = 255.0  # RGB pixels are scaled by 1 / PIXEL_MAX before the normalisation
 
 
 def output_names(features: bool) -> tuple[str, ...]:
@@ -47,6 +53,14 @@ class ArtifactMetadata:
     opset: int = 17
     toolkit_version: str = ""
     quantization: dict | None = None  # INT8 artifacts: target, method, calibration, ISA class, onnxruntime, settings
+
+    @property
+    def normalization_folded(self) -> bool:
+        """Whether the network normalises its own input (`export --fold-normalization`): `preprocessing` then
+        records `"normalization_folded": true`, its mean and std are the ones folded into the stem convolution,
+        and the input is RGB float pixels in 0-255, neither scaled nor normalised (DeepStream nvinfer:
+        net-scale-factor=1, offsets=0;0;0). False (the key absent or false): feed (x / 255 - mean) / std."""
+        return bool(self.preprocessing.get("normalization_folded", False))
 
     def to_props(self) -> dict[str, str]:
         """JSON-encode every field under a namespaced key."""

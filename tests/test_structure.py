@@ -29,7 +29,7 @@ PACKAGE = "convnext_export"
 # Layer of each part of the package; a module may import only from its own layer and the layers below it.
 # 0: the foundation (the package __init__ and the root modules named here); 1: model and weights (one layer: they
 # may import each other); ... up to 9: the command line.
-FOUNDATION = ("errors", "contract", "_deps", "_atomic", "_files", "provenance")
+FOUNDATION = ("errors", "contract", "_deps", "_atomic", "_files", "_resources", "provenance")
 LAYERS = {
     "model": 1,
     "weights": 1,
@@ -310,6 +310,7 @@ KNOWN_IMPORT_FAILURES: dict[str, str] = {
     "convnext_export.model.convnext": "the networks are torch.nn.Module subclasses",
     "convnext_export.model.factory": "imports model.convnext (create_model builds the network)",
     "convnext_export.model.layers": "the building blocks are torch.nn.Module subclasses",
+    "convnext_export.model.normalization": "the input normalisation of --fold-normalization is a torch.nn.Module",
     "convnext_export.model.train": "the training loop is torch code",
     "convnext_export.runners.torch_runner": "the eager PyTorch runner",
 }

@@ -14,6 +14,7 @@ from convnext_export.cli.options import (
     Batch,
     Ema,
     Features,
+    FoldNormalization,
     ImageSize,
     NumClasses,
     Opset,
@@ -46,6 +47,7 @@ def export(
     features: Features = False,
     output: Output = None,
     optimize: Optimize = True,
+    fold_normalization: FoldNormalization = False,
     random_init: RandomInit = False,
     seed: Seed = 0,
 ) -> None:
@@ -57,7 +59,7 @@ def export(
     from convnext_export.pipeline.stages import export_stage
 
     request = BuildRequest(
-        ModelRequest(variant, weights, random_init, seed, num_classes, reset_head, features, ema),
+        ModelRequest(variant, weights, random_init, seed, num_classes, reset_head, features, ema, fold_normalization),
         image_size=image_size,
         batch=batch,
         opset=opset,

@@ -49,6 +49,13 @@ Features = Annotated[bool, typer.Option("--features/--no-features", help="Export
 Batch = Annotated[str, typer.Option("--batch", help="The exported batch dimension: 'dynamic' or a fixed size N.")]
 Opset = Annotated[int, typer.Option("--opset", help="ONNX opset: 17 (default), or 13 for TensorRT 8.5 / JetPack 5.")]
 Optimize = Annotated[bool, typer.Option("--optimize/--no-optimize", help="Run the exact folds and onnxsim.")]
+FoldNormalization = Annotated[
+    bool,
+    typer.Option(
+        "--fold-normalization/--no-fold-normalization",
+        help="Fold mean, std and the 1/255 scaling into the stem: the model takes 0-255 RGB (for DeepStream).",
+    ),
+]
 Images = Annotated[
     Path | None,
     typer.Option("--images", help="Folder of real images to validate on (searched recursively)."),

@@ -12,6 +12,9 @@ Non-square targets ``(H, W)`` generalise this: below 384 (``min(H, W) < 384``) t
 its aspect ratio, just enough to cover ``(int(H / crop_pct), int(W / crop_pct))`` -- the binding side gets
 its target exactly and the other is truncated as torchvision does -- then the centre ``H x W`` is cut out.
 At ``min(H, W) >= 384`` the image is warped to ``(H, W)``. A square target gives the torchvision rule.
+
+An artifact exported with ``--fold-normalization`` normalises its own input (``normalization_folded``): it gets
+the cropped RGB pixels as float32 in 0-255, before ``ToTensor``'s scaling and ``Normalize``.
 """
 
 from __future__ import annotations
@@ -26,13 +29,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from convnext_export.contract import IMAGENET_MEAN, IMAGENET_STD, PIXEL_MAX
 from convnext_export.errors import ImageError, InvalidOptionError
-
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-
-
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 
@@ -95,6 +93,9 @@ class PreprocessConfig:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     warp: bool = False  # True: resize straight to image_size, no crop (official behaviour at >= 384)
+    # True: the network applies mean and std itself (folded into its stem: export --fold-normalization), so the
+    # input is the RGB pixels as float32 in 0-255; mean and std still record the normalisation it applies.
+    normalization_folded: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise lists from JSON into tuples once, here
@@ -111,6 +112,7 @@ class PreprocessConfig:
         set_(self, "mean", _check_triple("mean", self.mean, positive=False))
         set_(self, "std", _check_triple("std", self.std, positive=True))
         set_(self, "warp", bool(self.warp))
+        set_(self, "normalization_folded", bool(self.normalization_folded))
 
     def to_dict(self) -> dict:
         """JSON-friendly form (lists, not tuples), e.g. for ONNX metadata."""
@@ -201,10 +203,17 @@ def preprocess_image(image: Image.Image | str | os.PathLike, config: PreprocessC
     # Exactly torchvision's call on PIL images: no box, no reducing_gap.
     resized = image.resize((new_w, new_h), _RESAMPLE[config.interpolation])
     pixels = np.asarray(resized, dtype=np.uint8)[top:bottom, left:right]
-    # ToTensor then Normalize, in float32 and in the same operation order, so results match bit for bit.
-    x = pixels.astype(np.float32) / np.float32(255.0)
-    x = (x - np.asarray(config.mean, np.float32)) / np.asarray(config.std, np.float32)
+    x = pixels.astype(np.float32)
+    if not config.normalization_folded:  # else the network normalises: it takes the 0-255 pixels
+        x = normalize_pixels(x, config)
     return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def normalize_pixels(pixels: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """ToTensor's scaling then Normalize, in float32 and in torchvision's operation order (so results match it bit
+    for bit; model.normalization does the same in torch), on float32 (..., H, W, 3) RGB pixels in 0-255."""
+    x = pixels / np.float32(PIXEL_MAX)
+    return (x - np.asarray(config.mean, np.float32)) / np.asarray(config.std, np.float32)
 
 
 def preprocess_batch(images: Sequence[Image.Image | str | os.PathLike], config: PreprocessConfig) -> np.ndarray:

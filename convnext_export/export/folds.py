@@ -4,7 +4,13 @@
 - LayerNorm affine into the following linear or convolution: (n * s + beta) W + c == n (s W) + (beta W + c),
   only where the LayerNorm output feeds that one layer and nothing else (never across a residual, and
   never into a padded convolution, where the padding would not carry beta);
-- inference no-ops (Dropout, Identity; eval-mode drop path never reaches the graph) removed.
+- inference no-ops (Dropout, Identity; eval-mode drop path never reaches the graph) removed;
+- the input normalisation into the stem (`--fold-normalization`, model.normalization): a per-channel
+  x * a + b chain (the traced (x / 255 - mean) / std) read by an unpadded convolution only,
+  conv(x * a + b) == conv_{W * a}(x) + sum_khkw W b, so the network takes the 0-255 pixels directly;
+  with a = 1 / (255 std) and b = -mean / std: W'[o, c] = W[o, c] / (255 std[c]) and
+  b'[o] = b[o] - sum_c sum_khkw W[o, c, kh, kw] mean[c] / std[c]. Never into a padded convolution (its
+  border would be the pixel 0 instead of the normalised 0).
 
 The optimize stage checks each fold with ONNX Runtime against the graph before it.
 """
@@ -123,8 +129,7 @@ def _into_conv_after_transpose(graph: Graph, transpose: onnx.NodeProto, scale: n
     if conv is None or conv.op_type != "Conv" or list(attribute(transpose, "perm", [])) != [0, 3, 1, 2]:
         return False
     weight = graph.const(conv.input[1])
-    unpadded = not any(attribute(conv, "pads", [0])) and attribute(conv, "auto_pad", b"NOTSET") in (b"NOTSET", b"VALID")
-    if weight is None or attribute(conv, "group", 1) != 1 or not unpadded or len(conv.input) < 3:
+    if weight is None or attribute(conv, "group", 1) != 1 or not _unpadded(conv) or len(conv.input) < 3:
         return False
     bias = graph.const(conv.input[2])
     if bias is None:
@@ -132,6 +137,96 @@ def _into_conv_after_transpose(graph: Graph, transpose: onnx.NodeProto, scale: n
     conv.input[1] = graph.set_const(conv.input[1], weight * scale[None, :, None, None])
     conv.input[2] = graph.set_const(conv.input[2], bias + weight.sum(axis=(2, 3)) @ beta)
     return True
+
+
+def _unpadded(conv: onnx.NodeProto) -> bool:
+    return not any(attribute(conv, "pads", [0])) and attribute(conv, "auto_pad", b"NOTSET") in (b"NOTSET", b"VALID")
+
+
+def fold_input_normalization(graph: Graph) -> int:
+    """A per-channel affine chain (Mul/Div/Add/Sub by constants) read only by an unpadded, ungrouped Conv -> the
+    Conv with W * a and bias + sum_khkw W b, reading the chain's input (the exported (x / 255 - mean) / std)."""
+    count = 0
+    for conv in [n for n in graph.graph.node if n.op_type == "Conv"]:
+        weight = graph.const(conv.input[1])
+        has_bias = len(conv.input) > 2 and bool(conv.input[2])
+        bias = graph.const(conv.input[2]) if has_bias else None
+        if weight is None or weight.ndim != 4 or (has_bias and bias is None):
+            continue
+        if attribute(conv, "group", 1) != 1 or not _unpadded(conv):
+            continue
+        chain = _affine_chain(graph, conv, weight.shape[1])
+        if chain is None:
+            continue
+        source, nodes, scale, shift = chain
+        w = weight.astype(np.float64)
+        b = (bias.astype(np.float64) if bias is not None else np.zeros(weight.shape[0])) + w.sum(axis=(2, 3)) @ shift
+        conv.input[1] = graph.set_const(conv.input[1], (w * scale[None, :, None, None]).astype(weight.dtype))
+        folded_bias = graph.set_const(conv.input[2] if has_bias else f"{conv.input[1]}_bias", b.astype(weight.dtype))
+        if has_bias:
+            conv.input[2] = folded_bias
+        else:
+            conv.input.append(folded_bias)
+        conv.input[0] = source
+        for node in nodes:
+            graph.graph.node.remove(node)
+        graph.refresh()
+        count += 1
+    return count
+
+
+_AFFINE_OPS = ("Mul", "Div", "Add", "Sub")
+
+
+def _affine_chain(graph: Graph, conv: onnx.NodeProto, channels: int) -> tuple | None:
+    """(input, nodes, a, b) of the chain of elementwise ops by per-channel constants that computes the Conv's
+    input as a * input + b from a graph input of `channels` channels, each op read by the next alone; else None."""
+    scale, shift = np.ones(channels), np.zeros(channels)
+    nodes: list = []
+    tensor, reader = conv.input[0], conv
+    while True:
+        node = graph.producer.get(tensor)
+        if node is None or node.op_type not in _AFFINE_OPS or graph.sole_consumer(tensor) is not reader:
+            break
+        constant = const_input(graph, node)
+        k = _per_channel(constant[1], channels) if constant is not None else None
+        if k is None or (node.op_type == "Div" and constant[0] == 0):  # k / x is not affine in x
+            break
+        if node.op_type == "Mul":
+            scale = scale * k
+        elif node.op_type == "Div":
+            scale = scale / k
+        elif node.op_type == "Add":
+            shift = shift + scale * k
+        elif constant[0] == 1:  # x - k
+            shift = shift - scale * k
+        else:  # k - x
+            shift, scale = shift + scale * k, -scale
+        nodes.append(node)
+        tensor, reader = node.input[1 - constant[0]], node
+    if not nodes or _input_channels(graph, tensor) != channels:  # a constant may not broadcast a narrower input up
+        return None
+    return tensor, nodes, scale, shift
+
+
+def _input_channels(graph: Graph, name: str) -> int | None:
+    """The static channel count of the 4-D graph input `name`; None for any other tensor."""
+    for value in graph.graph.input:
+        if value.name == name:
+            dims = value.type.tensor_type.shape.dim
+            return dims[1].dim_value or None if len(dims) == 4 else None
+    return None
+
+
+def _per_channel(value: np.ndarray, channels: int) -> np.ndarray | None:
+    """A constant as one float64 value per channel of an NCHW tensor, or None if it varies along another axis."""
+    if not np.issubdtype(value.dtype, np.floating) or value.ndim > 4:
+        return None
+    if value.size == 1:
+        return np.full(channels, float(value.reshape(())), dtype=np.float64)
+    if value.size == channels and value.shape in ((channels, 1, 1), (1, channels, 1, 1)):
+        return value.reshape(channels).astype(np.float64)
+    return None
 
 
 def remove_inference_noops(graph: Graph) -> int:
@@ -149,4 +244,5 @@ FOLDS = (
     ("inference no-ops removed", remove_inference_noops),
     ("layer scale folded", fold_layer_scale),
     ("LayerNorm affine folded", fold_layernorm_affine),
+    ("input normalisation folded into the stem", fold_input_normalization),
 )

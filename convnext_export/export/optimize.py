@@ -5,7 +5,9 @@ Folds (each exact in real arithmetic, each checked with ONNX Runtime against the
 - LayerNorm affine into the following linear or convolution: (n * s + beta) W + c == n (s W) + (beta W + c),
   only where the LayerNorm output feeds that one layer and nothing else (never across a residual, and
   never into a padded convolution, where the padding would not carry beta);
-- inference no-ops (Dropout, Identity; eval-mode drop path never reaches the graph) removed.
+- inference no-ops (Dropout, Identity; eval-mode drop path never reaches the graph) removed;
+- the input normalisation of a `--fold-normalization` export into the stem convolution (exact: no padding);
+  the model then takes 0-255 RGB pixels, and a file whose metadata says so must have had it folded.
 Then onnxsim (constant folding, fusions, its own random-input check), strict shape inference and
 `onnx.checker` with full_check.
 """
@@ -23,10 +25,11 @@ import numpy as np
 
 from convnext_export import _deps
 from convnext_export._atomic import atomic_path
+from convnext_export.contract import PIXEL_MAX
 from convnext_export.errors import ConvNeXtExportError
 from convnext_export.export.folds import FOLDS
 from convnext_export.export.graph import Graph, op_histogram
-from convnext_export.export.metadata import OnnxFileError, load_onnx
+from convnext_export.export.metadata import OnnxFileError, load_onnx, read_metadata
 
 if TYPE_CHECKING:
     import onnx
@@ -97,6 +100,7 @@ def optimize_model(model: onnx.ModelProto) -> tuple[onnx.ModelProto, OptimizeRep
         outputs = run_model(folded, feeds)
         report.folds.append(FoldRecord(name, count, check_close(previous, outputs, name)))
         previous = outputs
+    require_folded_normalization(model, folded)
     Graph(folded).drop_unused_initializers()
     del folded.graph.value_info[:]  # stale after the folds; shape inference recomputes them
     with contextlib.redirect_stdout(io.StringIO()):  # onnxsim prints its check progress
@@ -112,6 +116,22 @@ def optimize_model(model: onnx.ModelProto) -> tuple[onnx.ModelProto, OptimizeRep
     return simplified, report
 
 
+def require_folded_normalization(source: onnx.ModelProto, folded: onnx.ModelProto) -> None:
+    """A file whose metadata says its normalisation is folded has only convolutions reading the input once the
+    folds ran; else OptimizeError, rather than an artifact whose metadata claims a fold its graph lacks."""
+    metadata = read_metadata(source)
+    if metadata is None or not metadata.normalization_folded:
+        return
+    graph = Graph(folded)
+    for value in folded.graph.input:
+        readers = {node.op_type for node in graph.consumers.get(value.name, [])} - {"Conv"}
+        if readers and value.name not in graph.initializers:
+            raise OptimizeError(
+                f"the input normalisation was not folded into the stem: {', '.join(sorted(readers))} still "
+                f"reads {value.name!r}"
+            )
+
+
 def _copy_metadata(source: onnx.ModelProto, target: onnx.ModelProto) -> None:
     del target.metadata_props[:]
     target.metadata_props.extend(source.metadata_props)
@@ -120,15 +140,19 @@ def _copy_metadata(source: onnx.ModelProto, target: onnx.ModelProto) -> None:
 
 
 def verification_feeds(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded normal inputs for every graph input; a symbolic (batch) dimension becomes VERIFY_BATCH."""
+    """Seeded inputs for every graph input (a symbolic (batch) dimension becomes VERIFY_BATCH): standard normal,
+    like normalised images; uniform pixels in 0-255 for a model that normalises its own input."""
     rng = np.random.default_rng(seed)
+    metadata = read_metadata(model)
+    pixels = metadata is not None and metadata.normalization_folded
     initializers = {init.name for init in model.graph.initializer}
     feeds = {}
     for value in model.graph.input:
         if value.name in initializers:
             continue
         dims = [d.dim_value if d.dim_value > 0 else VERIFY_BATCH for d in value.type.tensor_type.shape.dim]
-        feeds[value.name] = rng.standard_normal(dims).astype(np.float32)
+        values = rng.uniform(0.0, PIXEL_MAX, dims) if pixels else rng.standard_normal(dims)
+        feeds[value.name] = values.astype(np.float32)
     return feeds
 
 

@@ -14,6 +14,7 @@ when torch removes it, the dynamo path plus an explicit opset conversion replace
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import warnings
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from convnext_export._atomic import atomic_path
 from convnext_export._resources import require_memory
 from convnext_export.contract import BATCH_DIM, INPUT_NAME, ArtifactMetadata, output_names
 from convnext_export.data.labels import default_labels
-from convnext_export.data.preprocess import eval_config
+from convnext_export.data.preprocess import PreprocessConfig, eval_config
 from convnext_export.errors import ConvNeXtExportError, InvalidOptionError
 from convnext_export.export.metadata import set_metadata
 from convnext_export.model.variants import check_input_size, inference_bytes, parse_image_size
@@ -95,7 +96,7 @@ def build_metadata(
         image_size=image_size,
         num_classes=cfg.num_classes,
         features=cfg.features_only,
-        preprocessing=eval_config(image_size).to_dict(),
+        preprocessing=preprocessing(model, image_size).to_dict(),
         labels=None if cfg.features_only else default_labels(cfg.num_classes, info.labels if info else None),
         weights_sha256=info.sha256 if info else None,
         weights_source=info.source if info else None,
@@ -104,6 +105,17 @@ def build_metadata(
         opset=opset,
         toolkit_version=__version__,
     )
+
+
+def preprocessing(model: nn.Module, image_size: tuple[int, int]) -> PreprocessConfig:
+    """The official eval transform; for a network that normalises itself (model.normalization.NormalizedInput,
+    whose mean and std the optimize stage folds into the stem), the same transform ending at 0-255 pixels."""
+    config = eval_config(image_size)
+    normalization = getattr(model, "normalization", None)
+    if normalization is None:
+        return config
+    mean, std = normalization
+    return dataclasses.replace(config, mean=mean, std=std, normalization_folded=True)
 
 
 def export_onnx(
@@ -118,7 +130,8 @@ def export_onnx(
     """Trace `model` (eval mode) to ONNX at `output`, atomically, with the artifact metadata embedded.
 
     `batch` None or "dynamic" leaves the batch dimension symbolic; an int fixes it (DLA and some
-    TensorRT deployments want static shapes). Opsets below 17 get an FP16-safe decomposed LayerNorm.
+    TensorRT deployments want static shapes). Opsets below 17 get an FP16-safe decomposed LayerNorm. A network
+    behind its own normalisation (model.normalization) exports it as the ops the optimize stage then folds.
     """
     import onnx
 

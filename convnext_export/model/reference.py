@@ -29,6 +29,7 @@ class ModelRequest:
     reset_head: bool = False
     features: bool = False
     ema: bool = False
+    fold_normalization: bool = False  # the network normalises its own input: it takes RGB pixels in 0-255
 
     def options(self) -> dict:
         options: dict = {"features_only": self.features} if self.features else {}
@@ -43,8 +44,20 @@ def require_torch(purpose: str) -> None:
 
 
 def load_model(request: ModelRequest) -> nn.Module:
-    """Build the eager model; weights are required unless random initialisation is asked for explicitly."""
+    """Build the eager model; weights are required unless random initialisation is asked for explicitly.
+
+    With `fold_normalization` it is the network behind ImageNet's normalisation (model.normalization), which the
+    export traces and the optimize stage folds into the stem; refused for a stem that cannot absorb it exactly."""
     require_torch("the eager PyTorch model")
+    network = _load_network(request)
+    if not request.fold_normalization:
+        return network
+    from convnext_export.model.normalization import NormalizedInput
+
+    return NormalizedInput(network)
+
+
+def _load_network(request: ModelRequest) -> nn.Module:
     from convnext_export.model.factory import create_model
 
     if request.weights is None and not request.random_init:
@@ -65,8 +78,18 @@ def load_model(request: ModelRequest) -> nn.Module:
 
 
 def reference_model(metadata: ArtifactMetadata | None, variant: str | None, weights: str | None) -> nn.Module:
-    """Rebuild the eager model an artifact came from, from its metadata unless flags override it."""
+    """Rebuild the eager model an artifact came from, from its metadata unless flags override it: for an artifact
+    that folded its normalisation, the network behind that normalisation, so it takes what the artifact takes."""
     require_torch("the eager PyTorch reference an artifact is judged against")
+    network = _reference_network(metadata, variant, weights)
+    if metadata is None or not metadata.normalization_folded:
+        return network
+    from convnext_export.model.normalization import NormalizedInput
+
+    return NormalizedInput(network, metadata.preprocessing["mean"], metadata.preprocessing["std"])
+
+
+def _reference_network(metadata: ArtifactMetadata | None, variant: str | None, weights: str | None) -> nn.Module:
     from convnext_export.model.factory import create_model
 
     if metadata is None and (variant is None or weights is None):

@@ -68,6 +68,8 @@ class BuildRequest:
         self.batch_sizes = tuple(self.batch_sizes)
 
         check_opset(self.opset)
+        if self.model.fold_normalization and not self.optimize:
+            raise InvalidOptionError("--fold-normalization folds in the optimize stage: drop --no-optimize")
         parse_batch(self.batch)
         if self.samples < 1:
             raise InvalidOptionError(f"samples must be >= 1, got {self.samples}")

@@ -9,10 +9,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import onnx
 from typer.testing import CliRunner
 
 from convnext_export._files import sha256_of
 from convnext_export.cli import app
+from convnext_export.contract import INPUT_NAME
+from convnext_export.export.graph import Graph
+from convnext_export.export.metadata import read_metadata
+from convnext_export.pipeline.api import calibration_set
 from tests._paths import DIGITS, SAMPLE_PHOTOS
 from tests.cli._helpers import WITHOUT_TENSORRT, error_line, invoke
 
@@ -323,3 +328,28 @@ def test_build_makes_every_precision_and_validates_each(tmp_path: Path) -> None:
     reduced = [a for a in report["artifacts"] if a["precision"] != "fp32"]
     assert all({r["inputs"] for r in a["validation"]["rows"]} == {"images"} for a in reduced)  # real images only
     assert report["calibration"]["used"] == 64
+
+
+def test_build_fold_normalization_passes_every_verdict_and_validate_agrees(tmp_path: Path) -> None:
+    """`build --fold-normalization --fp16 --int8` on the digits reference: every precision derives from the folded
+    FP32 ONNX and stays folded (its stem reads the pixels), INT8 calibrates on pixels, every verdict passes, and
+    `validate` of the bundle's files, which rebuilds the eager reference from their metadata, agrees."""
+    out = tmp_path / "bundle"
+    args = ["--weights", WEIGHTS, "--fold-normalization", "--fp16", "--int8", "--calib", CALIB]
+    result = invoke("build", *args, "--images", DIGITS / "test", "--samples", 4, "--no-profile", "--output-dir", out)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert [a["precision"] for a in report["artifacts"]] == ["fp32", "fp16", "int8-trt", "int8-cpu"]
+    assert all(a["validation"]["passed"] for a in report["artifacts"])
+    folds = {f["name"]: f["count"] for f in report["artifacts"][0]["details"]["folds"]}
+    assert folds["input normalisation folded into the stem"] == 1
+    assert report["model"]["preprocessing"]["normalization_folded"] is True
+    for artifact in report["artifacts"]:
+        proto = onnx.load(out / artifact["path"])
+        assert read_metadata(proto).normalization_folded, artifact["path"]
+        assert "Div" not in {n.op_type for n in Graph(proto).consumers[INPUT_NAME]}  # no normalisation left
+    calibrated = calibration_set(out / "convnext_custom.fp32.onnx", CALIB)  # as the build read it: pixels
+    assert report["calibration"]["digest"] == calibrated.digest and calibrated.inputs.max() > 200
+    for name in ("convnext_custom.fp32.onnx", "convnext_custom.fp16.onnx"):
+        checked = invoke("validate", out / name, "--images", DIGITS / "test")
+        assert checked.exit_code == 0 and "PASS" in checked.stdout, checked.output

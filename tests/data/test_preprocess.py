@@ -313,6 +313,7 @@ def test_find_images_missing_dir(tmp_path):
         pp.eval_config((192, 256)),
         pp.eval_config(384),
         pp.PreprocessConfig((32, 48), 0.9, "lanczos", (0.5,) * 3, (0.25,) * 3),
+        pp.PreprocessConfig((32, 32), 0.875, normalization_folded=True),
     ],
 )
 def test_to_dict_from_dict_round_trip(cfg):
@@ -344,3 +345,23 @@ def test_sixteen_bit_images_are_scaled_from_their_range_not_clipped(tmp_path) ->
     reference = np.asarray(load_image(tmp_path / "g8.png"))
     for name in ("g16.png", "f.tiff"):
         assert np.array_equal(np.asarray(load_image(tmp_path / name)), reference), name
+
+
+# --- a network that normalises its own input ------------------------------------------------------------------
+
+
+def test_a_folded_normalisation_gives_the_pixels_the_unfolded_config_normalises_bit_for_bit():
+    img = random_image(300, 260, seed=4)
+    folded = pp.PreprocessConfig((64, 64), 0.875, mean=(0.5, 0.4, 0.3), std=(0.2, 0.3, 0.25), normalization_folded=True)
+    unfolded = pp.PreprocessConfig((64, 64), 0.875, mean=(0.5, 0.4, 0.3), std=(0.2, 0.3, 0.25))
+    pixels = pp.preprocess_image(img, folded)
+    assert pixels.dtype == np.float32 and pixels.shape == (3, 64, 64) and pixels.flags["C_CONTIGUOUS"]
+    assert pixels.min() >= 0 and pixels.max() <= 255 and np.array_equal(pixels, np.round(pixels))
+    normalised = pp.normalize_pixels(pixels.transpose(1, 2, 0), unfolded).transpose(2, 0, 1)
+    np.testing.assert_array_equal(normalised, pp.preprocess_image(img, unfolded))
+    np.testing.assert_array_equal(pp.preprocess_image(img, pp.eval_config(64)), reference_transform(img, 64))
+
+
+def test_a_config_recorded_before_the_fold_existed_is_not_folded():
+    recorded = {k: v for k, v in pp.eval_config(224).to_dict().items() if k != "normalization_folded"}
+    assert pp.PreprocessConfig.from_dict(recorded).normalization_folded is False

@@ -12,10 +12,13 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from convnext_export import create_model
+from convnext_export.contract import INPUT_NAME
 from convnext_export.export import optimize as optimize_module
+from convnext_export.export.graph import Graph
 from convnext_export.export.metadata import read_metadata
-from convnext_export.export.optimize import OptimizeError, optimize_model, optimize_onnx
+from convnext_export.export.optimize import OptimizeError, optimize_model, optimize_onnx, verification_feeds
 from convnext_export.export.trace import export_onnx
+from convnext_export.model.normalization import NormalizedInput
 
 
 def _nontrivial(variant: str = "test", **options: object) -> torch.nn.Module:
@@ -136,3 +139,51 @@ def test_corrupt_onnx_is_a_one_line_error(tmp_path: Path, content: bytes) -> Non
     with pytest.raises(OptimizeError, match="is not a valid ONNX model") as error:
         optimize_onnx(path)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("variant", "opset", "options"),
+    [
+        ("test", 17, {"num_classes": 10}),
+        ("test", 13, {"num_classes": 10}),  # the decomposed LayerNorm of TensorRT 8.5
+        ("isotropic_small", 17, {"depths": (2,), "num_classes": 10}),  # a 16x16 patch stem
+        ("test", 17, {"features_only": True}),
+    ],
+)
+def test_a_network_behind_its_normalisation_optimizes_to_a_stem_that_reads_pixels(
+    tmp_path: Path, variant: str, opset: int, options: dict
+) -> None:
+    model = NormalizedInput(_nontrivial(variant, **options), (0.3, 0.6, 0.45), (0.15, 0.35, 0.25))
+    raw = export_onnx(model, tmp_path / "raw.onnx", image_size=64, opset=opset)
+    report = optimize_onnx(raw, tmp_path / "opt.onnx")
+    assert {f.name: f.count for f in report.folds}["input normalisation folded into the stem"] == 1
+    proto = onnx.load(tmp_path / "opt.onnx")
+    assert {n.op_type for n in Graph(proto).consumers[INPUT_NAME]} == {"Conv"}
+    assert read_metadata(proto).normalization_folded
+    pixels = np.random.default_rng(1).uniform(0, 255, (3, 3, 64, 64)).astype(np.float32)
+    got = ort.InferenceSession(str(tmp_path / "opt.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {INPUT_NAME: pixels}
+    )
+    with torch.no_grad():
+        expected = model(torch.from_numpy(pixels))
+    for out, want in zip(got, expected if isinstance(expected, tuple) else (expected,), strict=True):
+        assert np.abs(out - want.numpy()).max() <= 1e-5 * max(1.0, float(want.abs().max()))
+
+
+def test_the_folds_are_verified_on_pixels_for_a_network_behind_its_normalisation(tmp_path: Path) -> None:
+    model = NormalizedInput(_nontrivial(num_classes=10))
+    (pixels,) = verification_feeds(onnx.load(export_onnx(model, tmp_path / "m.onnx", image_size=64))).values()
+    (normal,) = verification_feeds(onnx.load(export_onnx(model.network, tmp_path / "p.onnx", image_size=64))).values()
+    assert pixels.min() >= 0 and pixels.max() <= 255 and pixels.std() > 50
+    assert normal.min() < 0 and abs(normal.std() - 1) < 0.1
+
+
+def test_metadata_that_claims_a_fold_the_graph_lacks_is_an_error(tmp_path: Path) -> None:
+    """A stem the fold cannot take (here: padded after the export) leaves the normalisation in the graph: the
+    optimize stage refuses to write a file whose metadata says its input is pixels the stem reads directly."""
+    model = NormalizedInput(_nontrivial(num_classes=10))
+    proto = onnx.load(export_onnx(model, tmp_path / "m.onnx", image_size=64))
+    stem = next(n for n in proto.graph.node if n.op_type == "Conv")
+    next(a for a in stem.attribute if a.name == "pads").ints[:] = [1, 1, 1, 1]
+    with pytest.raises(OptimizeError, match="input normalisation was not folded into the stem: Div still reads"):
+        optimize_model(proto)

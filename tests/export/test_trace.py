@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,10 @@ from convnext_export import create_model
 from convnext_export.contract import FEATURE_NAMES, INPUT_NAME, LOGITS_NAME
 from convnext_export.data.labels import imagenet1k_labels
 from convnext_export.errors import InputSizeError, InvalidOptionError
+from convnext_export.export.graph import Graph
 from convnext_export.export.metadata import read_metadata
 from convnext_export.export.trace import export_onnx, safe_layer_norm
+from convnext_export.model.normalization import NormalizedInput
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +154,30 @@ def test_safe_layer_norm_equals_layer_norm_in_fp32() -> None:
     x = torch.randn(3, 5, 7, 64) * 10
     w, b = torch.randn(64), torch.randn(64)
     assert torch.allclose(safe_layer_norm(x, w, b, 1e-6), F.layer_norm(x, (64,), w, b, 1e-6), atol=1e-5)
+
+
+def test_metadata_records_a_normalisation_the_network_applies_itself(model, tmp_path: Path) -> None:
+    """A network behind its own normalisation records the mean and std it applies and that its input is pixels;
+    the raw export keeps the (x / 255 - mean) / std the optimize stage folds into the stem."""
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    path = export_onnx(NormalizedInput(model, mean, std), tmp_path / "m.onnx", image_size=64)
+    meta, plain = (
+        read_metadata(onnx.load(path)),
+        read_metadata(onnx.load(export_onnx(model, tmp_path / "p.onnx", image_size=64))),
+    )
+    assert meta.normalization_folded and not plain.normalization_folded
+    assert "normalization_folded" not in asdict(meta)  # read from preprocessing, never stored twice
+    assert meta.preprocessing == {
+        **plain.preprocessing,
+        "mean": list(mean),
+        "std": list(std),
+        "normalization_folded": True,
+    }
+    graph, chain, tensor = Graph(onnx.load(path)), [], INPUT_NAME
+    while len(chain) < 4:
+        chain.append(graph.sole_consumer(tensor))
+        tensor = chain[-1].output[0]
+    assert [n.op_type for n in chain] == ["Div", "Sub", "Div", "Conv"]
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 3, 64, 64)).astype(np.float32)
+    normalised = (pixels / np.float32(255) - np.float32(mean).reshape(3, 1, 1)) / np.float32(std).reshape(3, 1, 1)
+    assert np.abs(_run(path, pixels)[0] - _eager(model, normalised.astype(np.float32))[0]).max() < 1e-5
