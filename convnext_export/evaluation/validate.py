@@ -196,12 +196,19 @@ def _record_skipped(result: ValidationResult, runner: Runner, set_name: str, siz
         result.rows.append({**row, "reason": f"the artifact has a static batch of {static}"})
 
 
-def random_inputs(n: int, image_size: int | tuple[int, int], seed: int = 0) -> np.ndarray:
-    """Seeded float32 (n, 3, H, W) standard-normal samples: the range of ImageNet-normalised pixels."""
+def random_inputs(
+    n: int, image_size: int | tuple[int, int], seed: int = 0, *, normalization_folded: bool = False
+) -> np.ndarray:
+    """Seeded float32 (n, 3, H, W) samples in the artifact's input units: standard-normal (the range of
+    ImageNet-normalised pixels), or, for a model that normalises its own input, uniform 0-255 RGB pixels (the
+    same noise normalised would be nearly constant images, a weak check)."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise InvalidOptionError(f"number of random samples must be a positive integer, got {n!r}")
     height, width = PreprocessConfig(image_size, 1.0).image_size  # reuse its size validation
-    return np.random.default_rng(seed).standard_normal((n, 3, height, width), dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    if normalization_folded:
+        return rng.uniform(0.0, 255.0, (n, 3, height, width)).astype(np.float32)
+    return rng.standard_normal((n, 3, height, width), dtype=np.float32)
 
 
 def image_files(directory: str | os.PathLike[str], limit: int | None = None) -> list[Path]:

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -222,16 +223,7 @@ def request_from_options(options: Mapping[str, Any]) -> BuildRequest:
     if unknown:
         raise InvalidOptionError(f"unknown build option(s): {', '.join(sorted(unknown))}")
     o = {**DEFAULTS, **options}
-    model = ModelRequest(
-        o["variant"],
-        o["weights"],
-        o["random_init"],
-        o["seed"],
-        o["num_classes"],
-        o["reset_head"],
-        o["features"],
-        o["ema"],
-    )
+    model = ModelRequest(**{f.name: o[f.name] for f in fields(ModelRequest)})  # every model field is an option
     engine = EngineSettings(
         o["min_batch"],
         o["opt_batch"],

@@ -135,7 +135,9 @@ def load_evaluation(
     the held-out half of `calib` (`held_out`), or all of it (nothing calibrates on it); and `samples` seeded
     noise images for the FP32 exactness check. `calibration` marks images it also holds as in-sample."""
 
-    noise = random_inputs(samples, preprocess.image_size, seed=seed)
+    noise = random_inputs(
+        samples, preprocess.image_size, seed=seed, normalization_folded=preprocess.normalization_folded
+    )
     evaluation = Evaluation(noise, informational=RANDOM_WEIGHTS if random_init else None)
     split = None
     if images is not None:

@@ -199,3 +199,8 @@ def test_parse_batch_sizes(text: object, expected: list[int]) -> None:
 def test_parse_batch_sizes_errors(text: object) -> None:
     with pytest.raises(InvalidOptionError, match="batch sizes"):
         parse_batch_sizes(text)  # type: ignore[arg-type]
+
+
+def test_noise_for_a_model_that_normalises_itself_is_in_pixel_units() -> None:
+    pixels = random_inputs(4, (16, 16), seed=2, normalization_folded=True)
+    assert pixels.dtype == np.float32 and pixels.min() >= 0 and pixels.max() <= 255 and pixels.std() > 50
