@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from convnext_export.cli._console import stdout_console
+from convnext_export.cli._console import VERBOSITY, stdout_console
 from convnext_export.cli._errors import report_user_errors
 from convnext_export.cli._report import emit_json, wants_table
 from convnext_export.cli.options import Backends, BatchSizes, JsonOutput, OutputDir
@@ -61,7 +61,7 @@ def _run(artifacts: list[Path], **kwargs: Any) -> tuple[ProfileRun, dict[str, Pa
     from convnext_export.pipeline import api
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True)) as progress:
+    with Progress(*columns, console=Console(stderr=True), disable=VERBOSITY.quiet) as progress:
         task = progress.add_task("profiling", total=None)
 
         def step(description: str, done: int, total: int) -> None:
@@ -138,7 +138,7 @@ def profile(
     Writes latency.json, latency.csv and latency.png. Exit 3 when every backend was skipped."""
     from convnext_export.evaluation.latency.report import system_info
     from convnext_export.evaluation.validate import parse_batch_sizes
-    from convnext_export.pipeline.api import existing_artifacts, require_batch_memory
+    from convnext_export.pipeline.api import existing_artifacts, require_batch_memory, require_output_dir
     from convnext_export.runners.backends import check_backends
 
     timing = _timing(warmup, warmup_seconds, iterations, duration)
@@ -146,6 +146,7 @@ def profile(
     names = [b.strip() for b in backends.split(",") if b.strip()] if backends else None
     check_backends(names or ())
     require_batch_memory(existing_artifacts(artifacts), sizes)
+    require_output_dir(output_dir or artifacts[0].parent / "profile")
     run, paths = _run(
         artifacts, backends=names, batch_sizes=sizes, threads=threads, layers=layers, output_dir=output_dir, **timing
     )

@@ -28,10 +28,12 @@ from convnext_export.export.metadata import artifact_metadata, onnx_metadata
 from convnext_export.model.reference import ModelRequest, load_model, recorded_config, reference_model
 from convnext_export.model.variants import inference_bytes
 from convnext_export.pipeline.inputs import load_evaluation, require_enough_images
+from convnext_export.pipeline.request import require_input_path
 from convnext_export.pipeline.results import ArtifactResult
 from convnext_export.pipeline.stages import Int8Settings, fp16_stage, int8_stage
 from convnext_export.precision.calibration import CalibrationDataError, CalibrationSet, load_calibration_set
-from convnext_export.precision.options import TARGETS, check_choice, require_quantizer
+from convnext_export.precision.options import CALIBRATION_METHODS, TARGETS, check_choice, require_quantizer
+from convnext_export.precision.sensitivity import parse_accuracy_target
 from convnext_export.runners.backends import check_backends
 from convnext_export.runners.base import artifact_error
 
@@ -100,6 +102,11 @@ def quantize(
     model = Path(model)
     precision = quantized_precision(precision)
     require_quantizer(quantizer)
+    check_choice("calibration method", calib_method, CALIBRATION_METHODS)
+    if accuracy_target is not None:
+        parse_accuracy_target(accuracy_target)
+    for flag, path in (("--images", images), ("--calib", calib)):
+        require_input_path(flag, None if path is None else Path(path))
     metadata = fp32_metadata(model)
     int8 = precision.startswith("int8")
     if int8 and calib is None:
@@ -222,6 +229,12 @@ def require_batch_memory(paths: Sequence[Path], batch_sizes: Sequence[int]) -> N
         require_memory(need, f"{path.name} at batch {largest}", "use smaller --batch-sizes")
 
 
+def require_output_dir(path: Path) -> None:
+    """Before any work: an output folder that exists as a file is a usage error."""
+    if path.exists() and not path.is_dir():
+        raise InvalidOptionError(f"--output-dir {path} is a file, not a directory")
+
+
 def existing_artifacts(artifacts: Sequence[str | os.PathLike[str]]) -> list[Path]:
     """The artifacts as paths; a usage error naming the first that is not a file (before any work starts)."""
     paths = [Path(p) for p in artifacts]
@@ -248,8 +261,9 @@ def profile(
     check_backends(backends or ())
     paths = existing_artifacts(artifacts)
     require_batch_memory(paths, batch_sizes)
-    run = profile_all(paths, backends, batch_sizes, threads=threads, layers=layers, progress=progress, **timing)
     out = Path(output_dir) if output_dir is not None else paths[0].parent / "profile"
+    require_output_dir(out)
+    run = profile_all(paths, backends, batch_sizes, threads=threads, layers=layers, progress=progress, **timing)
     return run, write_reports(run.results, system_info(threads), out, skipped=run.skipped)
 
 

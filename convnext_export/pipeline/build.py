@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from convnext_export._atomic import atomic_path
 from convnext_export.contract import artifact_name
-from convnext_export.errors import ConvNeXtExportError
+from convnext_export.errors import InvalidOptionError, OutputError
 from convnext_export.evaluation.validate import validate_artifact
 from convnext_export.export.metadata import onnx_metadata
 from convnext_export.model.reference import load_model
@@ -44,8 +44,10 @@ def prepare_output_dir(path: Path) -> Path:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
             pass
-    except OSError as exc:
-        raise ConvNeXtExportError(f"cannot write to output directory {path}: {exc.strerror or exc}") from None
+    except NotADirectoryError:
+        raise InvalidOptionError(f"output directory {path} is a file, not a directory") from None
+    except OSError as exc:  # read-only, no permission, full disk: the machine's answer, not a usage mistake
+        raise OutputError(f"cannot write to output directory {path}: {exc.strerror or exc}") from None
     return path
 
 

@@ -83,3 +83,11 @@ class BuildRequest:
             parse_accuracy_target(self.accuracy_target)
         if self.trt_version is not None:
             release_of(self.trt_version)
+        for flag, path in (("--images", self.images), ("--calib", self.calib)):
+            require_input_path(flag, path)
+
+
+def require_input_path(flag: str, path: Path | None) -> None:
+    """A mistyped data path fails before the model is loaded and exported, not after."""
+    if path is not None and not path.exists():
+        raise InvalidOptionError(f"{flag} {path}: no such file or directory")

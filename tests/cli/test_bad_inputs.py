@@ -190,7 +190,7 @@ CASES = [
     _c("quantize-already-int8", lambda i: ["quantize", i.int8, "--calib", CALIB, "-o", i.out / "q.onnx"], "already"),
     _c("quantize-calib-method", lambda i: [*_quantize(i), "--calib", CALIB, "--calib-method", "magic"], "magic"),
     _c("quantize-accuracy-target", lambda i: [*_quantize(i), "--calib", CALIB, "--accuracy-target", "vibes"], "vibes"),
-    _c("quantize-modelopt-missing", lambda i: [*_quantize(i), "--calib", CALIB, "--quantizer", "modelopt"], "ModelOpt"),
+    _c("quantize-modelopt-missing", lambda i: [*_quantize(i), "--calib", CALIB, "--quantizer", "modelopt"], "modelopt"),
     _c(
         "quantize-foreign", lambda i: ["quantize", i.foreign, "--precision", "fp16", "-o", i.out / "q.onnx"], "metadata"
     ),
@@ -208,7 +208,7 @@ CASES = [
     _c("profile-batch-text", lambda i: [*_profile(i), "--batch-sizes", "one"], "not a positive integer"),
     _c("profile-warmup-both", lambda i: [*_profile(i), "--warmup", "2", "--warmup-seconds", "1"], "exclude each"),
     _c("profile-huge-batch", lambda i: [*_profile(i), "--batch-sizes", "10000000"], "GiB", RESOURCE),
-    _c("profile-output-is-file", lambda i: ["profile", i.fp32, "--output-dir", i.fp32], "not a directory"),
+    _c("profile-output-is-file", lambda i: ["profile", i.fp32, "--output-dir", i.fp32], "is a file, not a directory"),
     # --- build ----------------------------------------------------------------------------------------------------
     _c("build-int8-no-calib", lambda i: [*_build(i), "--int8"], "needs calibration images"),
     _c("build-precision-unknown", lambda i: [*_build(i), "--precision", "fp8"], "fp8"),
