@@ -24,6 +24,13 @@ _UNNAMED = re.compile(r"^arg\d+$")
 _OPTIONAL = re.compile(r"^(?:Optional\[(.+)\]|Union\[(.+), None\])$")
 _INTS = {"int", "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "intc"}
 _BUFFERS = {"bytes", "bytearray", "memoryview", "ndarray", "IHostMemory"}
+_PLAIN = {"SupportsInt": "int", "SupportsFloat": "float", "Buffer": "buffer"}  # 11.x writes typing's names
+# Conversions the bindings declare: py::implicitly_convertible<std::vector<int32_t or int64_t>, Dims> (and Dims2,
+# Dims3, Dims4, DimsHW) and <py::array, Weights> (python/src/infer/pyFoundationalTypes.cpp, release/8.6 to 11.1).
+_IMPLICIT = {
+    **dict.fromkeys(("Dims", "Dims2", "Dims3", "Dims4", "DimsHW"), {"tuple", "list"}),
+    "Weights": {"ndarray"},
+}
 
 
 class Use(NamedTuple):
@@ -121,11 +128,12 @@ class Api:
         optional = _OPTIONAL.match(annotation)
         if optional:
             return type_name == "NoneType" or self.accepts(optional.group(1) or optional.group(2), type_name)
+        annotation = _PLAIN.get(re.sub(r"^(?:typing|typing_extensions|collections\.abc)\.", "", annotation), annotation)
         annotation = self.canon(annotation)
         if annotation in self.enums:
             return self.canon(type_name) == annotation
         if annotation in self.classes:
-            return annotation in self.mro(type_name)
+            return annotation in self.mro(type_name) or type_name in _IMPLICIT.get(annotation, ())
         if annotation == "int":
             return type_name in _INTS
         if annotation == "bool":

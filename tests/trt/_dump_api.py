@@ -182,7 +182,9 @@ class Dumper:
         docs = dict(re.findall(r"^\s+(\w+) : (.*?)(?=\n\s*\n|\n\s+\w+ : |\Z)", listed, re.M | re.S))
         self.api["enums"][name] = {
             "members": {k: int(v) for k, v in members.items()},
-            "deprecated": [k for k in members if "DEPRECATED" in docs.get(k, "").upper()],
+            # "[DEPRECATED] Deprecated in TensorRT 10.12 ..." on the member itself; "(... [DEPRECATED] ...)" is an
+            # aside about something else (MemoryPoolType.WORKSPACE's note on IAlgorithmSelector)
+            "deprecated": [k for k in members if re.search(r"(?<!\()\[DEPRECATED\]", docs.get(k, ""), re.I)],
         }
 
     def cls(self, name: str, cls: type) -> None:
