@@ -10,8 +10,8 @@ pageable host memory is invalidated (CUDA graphs need pinned memory).
 - "raises": cuda-python 11.x to 12.5 (cuda.cudart) implement the runtime on the driver API and load libcuda on first
   use; without it every runtime call raises RuntimeError('Failed to dlopen libcuda.so') (cuda/_cuda/ccuda.pyx
   cuPythonInit; the runtime's lazyInit in cuda/_lib/ccudart/utils.pyx calls it);
-- "pathfinder": cuda-python 12.8+ and 13.x load the driver through cuda.pathfinder, whose DynamicLibNotFoundError is
-  a RuntimeError subclass (cuda/pathfinder/_dynamic_libs/load_dl_common.py);
+- "pathfinder": cuda-python 12.8+ and 13.x load NVIDIA's libraries through cuda.pathfinder, whose
+  DynamicLibNotFoundError is a RuntimeError subclass (cuda_pathfinder/cuda/pathfinder/_dynamic_libs/load_dl_common.py);
 - "returns": the statically linked CUDA runtime of cuda.bindings (12.6+) returns cudaErrorInsufficientDriver (35).
 """
 
