@@ -189,8 +189,8 @@ def build_engine(
         trt_version=version,
         gpu=gpu.name,
         precision=build_precision,
-        layers_on_dla=summary["layers_on_dla"],
-        gpu_fallback_layers=summary["gpu_fallback_layers"],
+        layers_on_dla=(summary or {}).get("layers_on_dla", []),
+        gpu_fallback_layers=(summary or {}).get("gpu_fallback_layers", []),
         fp32_layers=job.fp32_layers,
         warnings=(job.notes + job.logger.warnings)[:KEPT_WARNINGS],
         layer_summary=summary,
@@ -220,24 +220,28 @@ def _engine_information(job: BuildJob, plan: Any) -> dict | None:
         return None
 
 
-def _what_was_built(job: BuildJob, plan: Any, engine_path: Path) -> tuple[dict, Path | None]:
+def _what_was_built(job: BuildJob, plan: Any, engine_path: Path) -> tuple[dict | None, Path | None]:
     """The summary of what TensorRT built (and the inspector's JSON, saved beside the engine): precisions, fusions,
-    where LayerNorm ran, and the DLA placement the builder reported."""
+    where LayerNorm ran, and the DLA placement the builder reported; None when TensorRT said nothing of it."""
     placement = placement_from_log(job.logger.placement)
-    information = _engine_information(job, plan)
-    if information is None:  # placement alone, from the builder's own report
-        information = {"Layers": list(placement), "Bindings": []}
-        path = None
-    else:
+    information, source, path = _engine_information(job, plan), "engine inspector", None
+    if information is not None:
         path = write_layer_information(engine_path, information)
-    summary = summarize(
-        information, placement=placement, layer_norm_nodes=job.info.layer_norm_nodes, node_order=job.info.node_names
-    )
-    return summary, path
+    elif placement:  # the builder's own report of where each layer went is all there is
+        information, source = {"Layers": list(placement), "Bindings": []}, "builder log"
+    else:
+        return None, None
+    nodes, order = job.info.layer_norm_nodes, job.info.node_names
+    return summarize(information, placement=placement, layer_norm_nodes=nodes, node_order=order, source=source), path
 
 
 def _sidecar_fields(
-    job: BuildJob, engine_path: Path, key: str, seconds: float, calibration: CalibrationSet | None, summary: dict
+    job: BuildJob,
+    engine_path: Path,
+    key: str,
+    seconds: float,
+    calibration: CalibrationSet | None,
+    summary: dict | None,
 ) -> dict[str, Any]:
     minimum, optimum, maximum = job.shapes
     calibrated = None
@@ -259,8 +263,8 @@ def _sidecar_fields(
         "build_options": job.settings.to_dict(),
         "builder": {"strongly_typed": job.plan.strongly_typed, "flags": list(job.plan.flags)},
         "fp32_layers": job.fp32_layers,
-        "layers_on_dla": summary["layers_on_dla"],
-        "gpu_fallback_layers": summary["gpu_fallback_layers"],
+        "layers_on_dla": (summary or {}).get("layers_on_dla", []),
+        "gpu_fallback_layers": (summary or {}).get("gpu_fallback_layers", []),
         "layers": summary,
         "layer_norm_nodes": list(job.info.layer_norm_nodes),
         "calibration": calibrated,

@@ -182,11 +182,13 @@ def summarize(
     placement: dict[str, str] | None = None,
     layer_norm_nodes: Sequence[str] | None = None,
     node_order: Sequence[str] = (),
+    source: str = "engine inspector",
 ) -> dict:
     """Counts of what ran where: engine layers by precision and device, fusions, LayerNorm's layers; JSON-ready.
 
     `placement`: the builder's DLA/GPU report (placement_from_log); `layer_norm_nodes`: the ONNX's LayerNorm nodes
-    (None: recognised by name); `node_order`: the ONNX's node names in order, to resolve ForeignNode ranges.
+    (None: recognised by name); `node_order`: the ONNX's node names in order, to resolve ForeignNode ranges;
+    `source`: where `information` came from ("builder log" when the inspector gave nothing).
     """
     layers = engine_layers(information, placement, node_order)
     computing = [layer for layer in layers if not layer.moves_data]
@@ -201,6 +203,7 @@ def summarize(
             )
     dla = [layer.name for layer in layers if layer.device == "DLA"]
     return {
+        "source": source,
         "detailed": detailed,
         "layers": len(layers),
         "precisions": dict(Counter(layer.precision or "unknown" for layer in computing).most_common()),
@@ -226,7 +229,10 @@ def _counts(counts: dict[str, int]) -> str:
 def summary_line(summary: dict) -> str:
     """One line for a progress message or a report row."""
     if not summary.get("detailed"):
-        return f"{summary['layers']} engine layers (built without ProfilingVerbosity.DETAILED: no precisions recorded)"
+        why = "built without ProfilingVerbosity.DETAILED: no precisions recorded"
+        if summary.get("source") == "builder log":
+            why = "as the builder logged them: the engine inspector gave no layer information"
+        return f"{summary['layers']} engine layers ({why})"
     norm = summary["layer_norm"]
     text = (
         f"{summary['layers']} engine layers: {_counts(summary['precisions'])} "

@@ -4,9 +4,10 @@ IExecutionContext, EngineInspector, IProfiler), so `build_engine` and `TrtRunner
 
 What it is: every class, method signature, property (read-only or settable) and enum member here exists, alike, in
 the real bindings of the releases it stands for; tests/trt/test_api_conformance.py checks that against NVIDIA's own
-bindings (scripts/fetch_trt_bindings.sh: 8.6.1 for the 8.x line, 10.3.0 and 10.13.0.35 for 10.x, 11.4.0.106 for 11.x;
-no 8.5 binding wheel is among them, so the 8.5 lists, 8.6's less what ABSENT says, are unchecked) release by release, so a call the real API rejects (an unknown method, a
-wrong argument count or keyword, a set of a read-only property, BuilderFlag.FP16 on 11.x) fails here too. Every use
+bindings (scripts/fetch_trt_bindings.sh: 8.6.1 for the 8.x line, 10.3.0 and 10.13.0.35 for 10.x, 11.4.0.106 for
+11.x; no 8.5 binding wheel is among them, so the 8.5 lists, 8.6's less what ABSENT says, are unchecked) release by
+release, so a call the real API rejects (an unknown method, a wrong argument count or keyword, a set of a read-only
+property, BuilderFlag.FP16 on 11.x) fails here too. Every use
 of a TensorRT name (module attribute, enum member, call with its argument types, property read or write, and a
 lookup that found nothing) is appended to `trt.uses` (tests/trt/_api.py Use), so the conformance test checks each
 name the project's code touched against the real release, with nothing listed by hand.
@@ -1014,15 +1015,7 @@ def fake_tensorrt(version: str, **options: Any) -> StandinModule:
     return trt
 
 
-def uses_of(trt: StandinModule) -> set[Use]:
-    return set(trt.uses)
-
-
 def device_layers(plan_bytes: bytes) -> dict[str, str]:
     """Engine layer name -> "DLA" or "GPU", as the stand-in placed them (read from its plan)."""
     plan = json.loads(bytes(plan_bytes))
     return {layer["Name"]: layer["_device"] for layer in plan["layers"]}
-
-
-def plan_layers(plan_bytes: bytes) -> list[dict]:
-    return json.loads(bytes(plan_bytes))["layers"]

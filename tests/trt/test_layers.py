@@ -315,8 +315,15 @@ def test_standin_inspect_reads_the_engine_itself_when_the_file_is_missing(
 
 def test_standin_build_notes_an_engine_it_cannot_inspect(install, onnx_files: dict, tmp_path: Path) -> None:
     from convnext_export.trt.builder import build_engine
+    from tests.trt._helpers import dla_settings
 
     install("10", runtime_fails=True)
     report = build_engine(onnx_files["fp16"], tmp_path / "m.plan")
-    assert report.layer_info_path is None and not report.layer_summary["detailed"]
+    assert report.layer_info_path is None and report.layer_summary is None
     assert any(w.startswith("no layer information: the engine inspector failed") for w in report.warnings)
+    install("10", runtime_fails=True, dla_cores=1, dla_ops=("Conv",))  # the builder's DLA report is still there
+    report = build_engine(onnx_files["fp16"], tmp_path / "d.plan", dla_settings(0), precision="fp16")
+    assert report.layer_summary["source"] == "builder log" and report.layers_on_dla
+    assert summary_line(report.layer_summary).endswith(
+        "(as the builder logged them: the engine inspector gave no layer information)"
+    )
