@@ -1,4 +1,6 @@
-"""`inspect`: what an ONNX file holds, and whether a TensorRT version's ONNX parser will take it."""
+"""`inspect`: what an ONNX file holds, and whether a TensorRT version's ONNX parser will take it; for a TensorRT engine
+(.plan, .engine), what TensorRT built: its layers' precisions, fusions, where LayerNorm ran and what went to DLA, from
+the layer information saved beside it (trt.layers; no TensorRT needed)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,10 @@ if TYPE_CHECKING:
     from convnext_export.export.describe import Inspection
     from convnext_export.trt.lint import Finding
 
-ModelFile = Annotated[Path, typer.Argument(help="The .onnx file to inspect.", show_default=False)]
+ModelFile = Annotated[
+    Path, typer.Argument(help="The .onnx file, or TensorRT engine (.plan, .engine), to inspect.", show_default=False)
+]
+SHOWN_LAYER_NORM = 12  # LayerNorm rows printed before "... N more"
 TrtVersion = Annotated[
     str,
     typer.Option(
@@ -35,10 +40,16 @@ SEVERITY_STYLES = {"blocker": "bold red", "warning": "yellow", "info": "cyan"}
 
 @report_user_errors
 def inspect(model: ModelFile, trt_version: TrtVersion = "10", json_out: JsonOutput = None) -> None:
-    """Summarise an ONNX file (opset, I/O shapes, operators, metadata) and lint it for a TensorRT version.
+    """Summarise an ONNX file (opset, I/O shapes, operators, metadata) and lint it for a TensorRT version; or
+    summarise a TensorRT engine's layers (precisions, fusions, LayerNorm, DLA) from the files beside it.
 
     Exit code 1 when that version's ONNX parser or builder would reject the model (a blocker), 0 otherwise.
     """
+    from convnext_export.runners.backends import is_engine
+
+    if is_engine(model):
+        _inspect_engine(model, json_out)
+        return
     from convnext_export.trt.lint import inspect_and_lint
     from convnext_export.trt.versions import release_of
 
@@ -51,6 +62,60 @@ def inspect(model: ModelFile, trt_version: TrtVersion = "10", json_out: JsonOutp
         _write_json(_report(facts, findings, generation, blockers), json_out)
     if blockers:
         raise typer.Exit(1)
+
+
+def _inspect_engine(engine: Path, json_out: Path | None) -> None:
+    from convnext_export.trt.layers import describe_engine
+
+    facts = describe_engine(engine)
+    if str(json_out) != "-":
+        _print_engine(facts)
+    if json_out is not None:
+        _write_json(facts, json_out)
+
+
+def _print_engine(facts: dict) -> None:
+    console = stdout_console()
+    summary, build = facts["summary"], facts["build"] or {}
+    table = _table(facts["engine"], "field", "value", header=False)
+    profile = facts["profile"] or {}
+    rows = {
+        "TensorRT": build.get("trt_version") or "- (no sidecar)",
+        "built on": f"{build['gpu_name']} (compute {build['compute_capability']})" if build.get("gpu_name") else "-",
+        "precision": build.get("precision") or "-",
+        "profile": f"{profile.get('min')} .. {profile.get('max')}" if profile else "-",
+        "DLA core": "-" if facts["dla_core"] is None else facts["dla_core"],
+        "layers from": facts["layer_information"],
+    }
+    for key, value in rows.items():
+        table.add_row(key, _cell(value))
+    console.print(table)
+    if summary["detailed"]:
+        counts = _table("engine layers by precision", "precision", "count")
+        for precision, count in summary["precisions"].items():
+            counts.add_row(_cell(precision), str(count))
+        counts.add_row("reformats and copies", str(summary["data_movement"]))
+        counts.add_row("fused (several ONNX nodes)", str(summary["fused"]))
+        console.print(counts)
+        _print_layer_norm(console, summary["layer_norm"])
+    if summary["layers_on_dla"]:
+        placed = _table("DLA placement (as the builder reported it)", "device", "layer")
+        for name in summary["layers_on_dla"]:
+            placed.add_row("DLA", _cell(name))
+        placed.add_row("GPU", _cell(f"{len(summary['gpu_fallback_layers'])} layers"))
+        console.print(placed)
+    console.print(_cell(facts["line"], "bold"))
+
+
+def _print_layer_norm(console: Console, norm: dict) -> None:
+    if not norm["layers"]:
+        return
+    table = _table(f"where LayerNorm ran ({norm['found']} of {norm['nodes']} nodes)", "layer", "precision", "device")
+    for row in norm["layers"][:SHOWN_LAYER_NORM]:
+        table.add_row(_cell(row["layer"]), _cell(row["precision"] or "-"), _cell(row["device"]))
+    if len(norm["layers"]) > SHOWN_LAYER_NORM:
+        table.add_row(_cell(f"... {len(norm['layers']) - SHOWN_LAYER_NORM} more"), "", "")
+    console.print(table)
 
 
 def _report(facts: Inspection, findings: list[Finding], generation: str, blockers: int) -> dict:

@@ -37,6 +37,7 @@ from convnext_export.runners.backends import judging_runner
 from convnext_export.runners.base import Runner
 from convnext_export.trt.builder import build_engine
 from convnext_export.trt.env import tensorrt_status
+from convnext_export.trt.layers import summary_line
 from convnext_export.trt.lint import has_blockers, lint_for_tensorrt
 from convnext_export.trt.settings import read_onnx_info
 from convnext_export.trt.trtexec import trtexec_command
@@ -266,6 +267,8 @@ def engine_stage(
             continue
         step(f"building the {artifact.precision} TensorRT engine")
         report = build_engine(artifact.path, plan, settings)
+        if report.layer_summary:  # what TensorRT built: precisions, LayerNorm, DLA (also in the report's details)
+            step(f"{plan.name}: {summary_line(report.layer_summary)}")
         step(f"validating the {artifact.precision} engine")
         row = engine_row(artifact.precision, settings)
         validation = None  # no reference runtime on this device: recorded as not validated

@@ -8,6 +8,11 @@ get_tensor_mode, set_input_shape, set_tensor_address, execute_async_v3. Device a
 allocated once for the largest shape of optimization profile 0 and reused; copies run asynchronously on the
 runner's stream, as in TensorRT's samples/python/common_runtime.py.
 
+An engine the sidecar records as built for a DLA core is deserialized with `Runtime.DLA_core` set to that core
+("Sets the DLA core used by the network. Defaults to -1", IRuntime::setDLACore), and a version-compatible one with
+`engine_host_code_allowed`. CUDA without a usable driver, and a TensorRT that cannot start its runtime, are one-line
+TensorRTUnavailableErrors, never tracebacks (trt.cuda).
+
 Timing, as trtexec reports it: `infer()` is end-to-end (host->device copy, execution, device->host copy,
 synchronize); `compute_only()` is GPU compute alone, measured with CUDA events around the execution with the
 input already on the device.
@@ -57,8 +62,11 @@ def _select_device(index: int) -> tuple[str, str]:
         raise TensorRTUnavailableError("no NVIDIA GPU found: TensorRT engines run only on an NVIDIA GPU")
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
         raise InvalidOptionError(f"device must be an integer in 0..{count - 1}, got {index!r}")
-    cuda.set_device(index)
-    return cuda.device_properties(index)
+    try:
+        cuda.set_device(index)
+        return cuda.device_properties(index)
+    except cuda.CudaError as exc:
+        raise TensorRTUnavailableError(f"cannot use CUDA device {index}: {exc}") from None
 
 
 def _check_compatible(path: Path, trt_version: str, gpu_name: str, compute_capability: str) -> None:
@@ -164,6 +172,8 @@ class TrtRunner(Runner):
             raise artifact_error(self.path, "no such file")
         if check_compatibility:
             _check_compatible(self.path, self.trt_version, self.gpu_name, self.compute_capability)
+        options = _build_options(self.path)
+        self.dla_core: int | None = options.get("dla_core")
         try:
             self._load(trt)
             self._read_io(trt)
@@ -177,8 +187,17 @@ class TrtRunner(Runner):
 
     def _load(self, trt: Any) -> None:
         self._logger = _make_logger(trt)
-        self._runtime = trt.Runtime(self._logger)
-        if _built_version_compatible(self.path):
+        try:
+            self._runtime = trt.Runtime(self._logger)
+        except (TypeError, RuntimeError) as exc:  # pybind11: "factory function returned nullptr" (no usable GPU)
+            reason = " ".join(str(exc).split())[:200]
+            raise TensorRTUnavailableError(
+                f"TensorRT {self.trt_version} could not start its runtime on this machine ({reason})"
+                f"{self._tensorrt_said()}"
+            ) from None
+        if self.dla_core is not None:
+            self._runtime.DLA_core = int(self.dla_core)
+        if _build_options(self.path).get("version_compatible"):
             # A version-compatible engine embeds the lean runtime it needs; TensorRT runs that host code only
             # when allowed (developer guide, "Version Compatibility"; Runtime.engine_host_code_allowed, 8.6+).
             self._runtime.engine_host_code_allowed = True
@@ -380,12 +399,13 @@ class TrtRunner(Runner):
             raise errors[0]
 
 
-def _built_version_compatible(engine_path: Path) -> bool:
-    """Whether the engine's sidecar says it was built with VERSION_COMPATIBLE (no sidecar: assume not)."""
+def _build_options(engine_path: Path) -> dict:
+    """The build options the engine's sidecar records (DLA core, version compatibility); none without a sidecar."""
 
     if not sidecar_path(engine_path).is_file():
-        return False
+        return {}
     try:
-        return bool(read_sidecar(engine_path).get("build_options", {}).get("version_compatible"))
+        options = read_sidecar(engine_path).get("build_options")
     except EngineMetaError:
-        return False
+        return {}
+    return options if isinstance(options, dict) else {}

@@ -1,6 +1,7 @@
 """Engine stage: a precision-specific ONNX -> a serialized TensorRT engine (plan) with a JSON sidecar, reused when
 the sidecar records the same ONNX, settings, TensorRT and GPU. How each TensorRT generation is told the precision:
-trt.network. `tensorrt` and cuda-python are imported only when an engine is built."""
+trt.network. What the engine then is (each layer's precision, tactic and device, as the engine inspector reports it)
+is saved beside it and summarised: trt.layers. `tensorrt` and cuda-python are imported only when an engine is built."""
 
 from __future__ import annotations
 
@@ -18,6 +19,13 @@ from convnext_export.trt import cuda
 from convnext_export.trt.calibrator import calibration_cache_path, calibrator_class
 from convnext_export.trt.env import GpuInfo, current_gpu, import_backends
 from convnext_export.trt.errors import EngineBuildError
+from convnext_export.trt.layers import (
+    inspect_engine,
+    layers_path,
+    placement_from_log,
+    summarize,
+    write_layer_information,
+)
 from convnext_export.trt.network import BuildJob, configure_builder, parse_network, save_timing_cache
 from convnext_export.trt.settings import (
     CALIBRATOR_REMOVED,
@@ -28,6 +36,7 @@ from convnext_export.trt.settings import (
     EngineSettings,
     OnnxInfo,
     Progress,
+    one_line,
     precision_plan,
     profile_shapes,
     read_onnx_info,
@@ -169,7 +178,8 @@ def build_engine(
     with atomic_path(engine_path) as tmp, open(tmp, "wb") as f:
         f.write(plan)
     save_timing_cache(job)
-    sidecar = write_sidecar(engine_path, **_sidecar_fields(job, engine_path, key, seconds, calibration))
+    summary, layers_file = _what_was_built(job, plan, engine_path)
+    sidecar = write_sidecar(engine_path, **_sidecar_fields(job, engine_path, key, seconds, calibration, summary))
     say(f"wrote {engine_path} ({seconds:.1f} s)")
     return EngineReport(
         engine_path=engine_path,
@@ -179,15 +189,59 @@ def build_engine(
         trt_version=version,
         gpu=gpu.name,
         precision=build_precision,
-        layers_on_dla=job.layers_on_dla,
-        gpu_fallback_layers=job.gpu_fallback_layers,
+        layers_on_dla=(summary or {}).get("layers_on_dla", []),
+        gpu_fallback_layers=(summary or {}).get("gpu_fallback_layers", []),
         fp32_layers=job.fp32_layers,
         warnings=(job.notes + job.logger.warnings)[:KEPT_WARNINGS],
+        layer_summary=summary,
+        layer_info_path=layers_file,
     )
 
 
+def _engine_information(job: BuildJob, plan: Any) -> dict | None:
+    """The engine inspector's JSON of the plan just built (deserialized as a runner would: DLA core, lean runtime);
+    None, with a note for the report, where TensorRT gives none."""
+    trt, settings = job.trt, job.settings
+    try:
+        runtime = trt.Runtime(job.logger)
+        if settings.dla_core is not None:
+            runtime.DLA_core = settings.dla_core
+        if settings.version_compatible:
+            runtime.engine_host_code_allowed = True
+        engine = runtime.deserialize_cuda_engine(plan)
+        if engine is None:
+            reason = job.logger.errors[-1] if job.logger.errors else "deserialization failed"
+            job.notes.append(f"no layer information: TensorRT could not load the engine it built ({reason})")
+            return None
+        job.keep.append(runtime)  # the engine must not outlive its runtime
+        return inspect_engine(trt, engine)
+    except (TypeError, RuntimeError, ValueError) as exc:  # what TensorRT's bindings and json raise
+        job.notes.append(f"no layer information: the engine inspector failed ({one_line(exc)})")
+        return None
+
+
+def _what_was_built(job: BuildJob, plan: Any, engine_path: Path) -> tuple[dict | None, Path | None]:
+    """The summary of what TensorRT built (and the inspector's JSON, saved beside the engine): precisions, fusions,
+    where LayerNorm ran, and the DLA placement the builder reported; None when TensorRT said nothing of it."""
+    placement = placement_from_log(job.logger.placement)
+    information, source, path = _engine_information(job, plan), "engine inspector", None
+    if information is not None:
+        path = write_layer_information(engine_path, information)
+    elif placement:  # the builder's own report of where each layer went is all there is
+        information, source = {"Layers": list(placement), "Bindings": []}, "builder log"
+    else:
+        return None, None
+    nodes, order = job.info.layer_norm_nodes, job.info.node_names
+    return summarize(information, placement=placement, layer_norm_nodes=nodes, node_order=order, source=source), path
+
+
 def _sidecar_fields(
-    job: BuildJob, engine_path: Path, key: str, seconds: float, calibration: CalibrationSet | None
+    job: BuildJob,
+    engine_path: Path,
+    key: str,
+    seconds: float,
+    calibration: CalibrationSet | None,
+    summary: dict | None,
 ) -> dict[str, Any]:
     minimum, optimum, maximum = job.shapes
     calibrated = None
@@ -209,8 +263,10 @@ def _sidecar_fields(
         "build_options": job.settings.to_dict(),
         "builder": {"strongly_typed": job.plan.strongly_typed, "flags": list(job.plan.flags)},
         "fp32_layers": job.fp32_layers,
-        "layers_on_dla": job.layers_on_dla,
-        "gpu_fallback_layers": job.gpu_fallback_layers,
+        "layers_on_dla": (summary or {}).get("layers_on_dla", []),
+        "gpu_fallback_layers": (summary or {}).get("gpu_fallback_layers", []),
+        "layers": summary,
+        "layer_norm_nodes": list(job.info.layer_norm_nodes),
         "calibration": calibrated,
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "build_seconds": round(seconds, 3),
@@ -231,4 +287,6 @@ def _cached_report(engine_path: Path) -> EngineReport:
         layers_on_dla=list(meta.get("layers_on_dla", [])),
         gpu_fallback_layers=list(meta.get("gpu_fallback_layers", [])),
         fp32_layers=list(meta.get("fp32_layers", [])),
+        layer_summary=meta.get("layers"),
+        layer_info_path=layers_path(engine_path) if layers_path(engine_path).is_file() else None,
     )

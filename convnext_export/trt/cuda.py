@@ -6,6 +6,15 @@ returns a tuple whose first element is a `cudaError_t`; `check` unwraps it and r
 one-line ConvNeXtExportError naming the error) on failure. Objects here free their memory explicitly
 (`free` / `destroy` / `with`), never in `__del__`, so nothing calls into CUDA during interpreter shutdown.
 
+Without a usable NVIDIA driver, cuda-python fails in three ways, and all three become one CudaError naming the call
+(`call` is the only place that calls into cuda-python):
+- 11.x to 12.5 (`cuda.cudart`) implement the runtime on the driver API and dlopen libcuda on first use: every call
+  raises RuntimeError('Failed to dlopen libcuda.so') (cuda/_cuda/ccuda.pyx cuPythonInit, reached from the runtime's
+  lazyInit in cuda/_lib/ccudart/utils.pyx);
+- 12.8+ and 13.x find libraries through cuda.pathfinder, whose DynamicLibNotFoundError is a RuntimeError;
+- the statically linked runtime of `cuda.bindings` (12.6+) returns cudaErrorInsufficientDriver (35) (or
+  cudaErrorNoDevice (100) with a driver and no GPU): `check` adds what to do to the error name.
+
 References: cuda-python runtime API (https://nvidia.github.io/cuda-python/cuda-bindings/latest/module/runtime.html),
 CUDA runtime API (https://docs.nvidia.com/cuda/cuda-runtime-api/), TensorRT's sample
 `samples/python/common_runtime.py` (pinned host memory wrapped as a NumPy array, cudaMemcpyAsync on one stream).
@@ -36,6 +45,18 @@ class CudaPythonMissingError(CudaError):
     """cuda-python is not installed."""
 
 
+_DRIVER_ERRORS = (RuntimeError, OSError)  # how cuda-python reports a libcuda it cannot load (module docstring)
+_ERROR_HINTS = {
+    "cudaErrorInsufficientDriver": "the NVIDIA driver is missing or older than the CUDA this cuda-python was built "
+    "for: install the cuda-python release that matches the driver (nvidia-smi shows its CUDA version)",
+    "cudaErrorNoDevice": "no NVIDIA GPU is visible (check CUDA_VISIBLE_DEVICES and nvidia-smi)",
+}
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
 def load_cudart() -> ModuleType:
     """cuda-python's runtime module, imported once.
 
@@ -45,15 +66,32 @@ def load_cudart() -> ModuleType:
     global _cudart
     if _cudart is None:
         try:
-            from cuda.bindings import runtime as cudart
-        except ImportError:
             try:
-                from cuda import cudart
+                from cuda.bindings import runtime as cudart
             except ImportError:
-                message = f"cuda-python is not installed (needed to run TensorRT engines): {_INSTALL_HINT}"
-                raise CudaPythonMissingError(message) from None
+                from cuda import cudart
+        except ImportError:
+            message = f"cuda-python is not installed (needed to run TensorRT engines): {_INSTALL_HINT}"
+            raise CudaPythonMissingError(message) from None
+        except _DRIVER_ERRORS as exc:
+            raise CudaError(f"cuda-python failed to load ({type(exc).__name__}: {_one_line(exc)})") from None
         _cudart = cudart
     return _cudart
+
+
+def call(name: str, *args: Any) -> tuple:
+    """cuda-python's runtime function `name` called with `args`: its (cudaError_t, *values) tuple, or a CudaError
+    when cuda-python raises instead (no usable driver: see the module docstring)."""
+    function = getattr(load_cudart(), name)
+    try:
+        return function(*args)
+    except _DRIVER_ERRORS as exc:
+        raise CudaError(f"{name} failed: no usable NVIDIA driver ({type(exc).__name__}: {_one_line(exc)})") from None
+
+
+def run(name: str, *args: Any, what: str | None = None) -> Any:
+    """`call` then `check`: the call's values, or a CudaError naming `what` (default: the function)."""
+    return check(call(name, *args), what or name)
 
 
 def error_name(err: Any) -> str:
@@ -73,7 +111,8 @@ def check(result: tuple, what: str = "CUDA call") -> Any:
     err, *values = result
     code = _error_code(err)
     if code != 0:
-        raise CudaError(f"{what} failed: {error_name(err)} ({code})")
+        hint = _ERROR_HINTS.get(error_name(err))
+        raise CudaError(f"{what} failed: {error_name(err)} ({code})" + (f": {hint}" if hint else ""))
     if not values:
         return None
     return values[0] if len(values) == 1 else tuple(values)
@@ -82,7 +121,7 @@ def check(result: tuple, what: str = "CUDA call") -> Any:
 def device_count() -> int:
     """Number of CUDA devices; 0 when the runtime reports cudaErrorNoDevice. Other errors (no driver,
     driver too old for this runtime) raise CudaError naming them."""
-    err, count = load_cudart().cudaGetDeviceCount()
+    err, count = call("cudaGetDeviceCount")
     if error_name(err) == "cudaErrorNoDevice":
         return 0
     check((err,), "cudaGetDeviceCount")
@@ -98,13 +137,13 @@ def decode_device_name(name: bytes | str) -> str:
 
 def device_properties(index: int) -> tuple[str, str]:
     """(name, compute capability as "major.minor") of device `index`, e.g. ("Orin", "8.7")."""
-    props = check(load_cudart().cudaGetDeviceProperties(index), "cudaGetDeviceProperties")
+    props = run("cudaGetDeviceProperties", index)
     return decode_device_name(props.name), f"{props.major}.{props.minor}"
 
 
 def set_device(index: int) -> None:
     """Make `index` the current device of this thread (TensorRT and every allocation use the current one)."""
-    check(load_cudart().cudaSetDevice(index), "cudaSetDevice")
+    run("cudaSetDevice", index)
 
 
 class DeviceBuffer:
@@ -112,7 +151,7 @@ class DeviceBuffer:
 
     def __init__(self, nbytes: int) -> None:
         self.nbytes = max(int(nbytes), 1)
-        self._ptr = int(check(load_cudart().cudaMalloc(self.nbytes), "cudaMalloc"))
+        self._ptr = int(run("cudaMalloc", self.nbytes))
 
     @property
     def ptr(self) -> int:
@@ -124,7 +163,7 @@ class DeviceBuffer:
         """cudaFree; calling it again does nothing."""
         if self._ptr:
             ptr, self._ptr = self._ptr, 0
-            check(load_cudart().cudaFree(ptr), "cudaFree")
+            run("cudaFree", ptr)
 
     def __enter__(self) -> DeviceBuffer:
         return self
@@ -150,7 +189,7 @@ class PinnedBuffer:
     def __init__(self, shape: tuple[int, ...], dtype: np.dtype | type) -> None:
         self.dtype = np.dtype(dtype)
         self.nbytes = max(math.prod(shape) * self.dtype.itemsize, 1)
-        self._ptr = int(check(load_cudart().cudaMallocHost(self.nbytes), "cudaMallocHost"))
+        self._ptr = int(run("cudaMallocHost", self.nbytes))
         self.array: np.ndarray | None = host_array(self._ptr, tuple(shape), self.dtype)
 
     def view(self, shape: tuple[int, ...]) -> np.ndarray:
@@ -166,7 +205,7 @@ class PinnedBuffer:
         """cudaFreeHost; calling it again does nothing. Views taken earlier must not be used afterwards."""
         if self._ptr:
             ptr, self._ptr, self.array = self._ptr, 0, None
-            check(load_cudart().cudaFreeHost(ptr), "cudaFreeHost")
+            run("cudaFreeHost", ptr)
 
     def __enter__(self) -> PinnedBuffer:
         return self
@@ -182,7 +221,7 @@ class Stream:
     `execute_async_v3(stream_handle)`."""
 
     def __init__(self) -> None:
-        self._handle: Any = check(load_cudart().cudaStreamCreate(), "cudaStreamCreate")
+        self._handle: Any = run("cudaStreamCreate")
 
     @property
     def handle(self) -> Any:
@@ -195,13 +234,13 @@ class Stream:
         return int(self.handle)
 
     def synchronize(self) -> None:
-        check(load_cudart().cudaStreamSynchronize(self.handle), "cudaStreamSynchronize")
+        run("cudaStreamSynchronize", self.handle)
 
     def destroy(self) -> None:
         """cudaStreamDestroy; calling it again does nothing."""
         if self._handle is not None:
             handle, self._handle = self._handle, None
-            check(load_cudart().cudaStreamDestroy(handle), "cudaStreamDestroy")
+            run("cudaStreamDestroy", handle)
 
     def __enter__(self) -> Stream:
         return self
@@ -221,24 +260,21 @@ def _host_ptr(array: np.ndarray) -> int:
 def copy_host_to_device(dst_ptr: int, host: np.ndarray) -> None:
     """Copy all of a C-contiguous `host` array to device address `dst_ptr`, synchronously (cudaMemcpy, with the
     array itself as the source buffer, as TensorRT's samples/python/common_runtime.py passes it)."""
-    cudart = load_cudart()
-    kind = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+    kind = load_cudart().cudaMemcpyKind.cudaMemcpyHostToDevice
     _host_ptr(host)  # refuses a non-contiguous array
-    check(cudart.cudaMemcpy(dst_ptr, host, host.nbytes, kind), "cudaMemcpy H2D")
+    run("cudaMemcpy", dst_ptr, host, host.nbytes, kind, what="cudaMemcpy H2D")
 
 
 def copy_host_to_device_async(dst_ptr: int, host: np.ndarray, stream: Stream) -> None:
     """Queue a copy of all of `host` to device address `dst_ptr` on `stream` (async for pinned memory)."""
-    cudart = load_cudart()
-    kind = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
-    check(cudart.cudaMemcpyAsync(dst_ptr, _host_ptr(host), host.nbytes, kind, stream.handle), "cudaMemcpyAsync H2D")
+    kind = load_cudart().cudaMemcpyKind.cudaMemcpyHostToDevice
+    run("cudaMemcpyAsync", dst_ptr, _host_ptr(host), host.nbytes, kind, stream.handle, what="cudaMemcpyAsync H2D")
 
 
 def copy_device_to_host_async(host: np.ndarray, src_ptr: int, stream: Stream) -> None:
     """Queue a copy of host.nbytes from device address `src_ptr` into `host` on `stream`."""
-    cudart = load_cudart()
-    kind = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-    check(cudart.cudaMemcpyAsync(_host_ptr(host), src_ptr, host.nbytes, kind, stream.handle), "cudaMemcpyAsync D2H")
+    kind = load_cudart().cudaMemcpyKind.cudaMemcpyDeviceToHost
+    run("cudaMemcpyAsync", _host_ptr(host), src_ptr, host.nbytes, kind, stream.handle, what="cudaMemcpyAsync D2H")
 
 
 class Event:
@@ -246,35 +282,34 @@ class Event:
     `elapsed_ms(start, end)` once `end` has completed."""
 
     def __init__(self) -> None:
-        self._handle: Any = check(load_cudart().cudaEventCreate(), "cudaEventCreate")
+        self._handle: Any = run("cudaEventCreate")
 
     def record(self, stream: Stream) -> None:
-        check(load_cudart().cudaEventRecord(self._handle, stream.handle), "cudaEventRecord")
+        run("cudaEventRecord", self._handle, stream.handle)
 
     def synchronize(self) -> None:
-        check(load_cudart().cudaEventSynchronize(self._handle), "cudaEventSynchronize")
+        run("cudaEventSynchronize", self._handle)
 
     @staticmethod
     def elapsed_ms(start: Event, end: Event) -> float:
         """cudaEventElapsedTime: milliseconds between two completed events (about 0.5 us resolution)."""
-        return float(check(load_cudart().cudaEventElapsedTime(start._handle, end._handle), "cudaEventElapsedTime"))
+        return float(run("cudaEventElapsedTime", start._handle, end._handle))
 
     def destroy(self) -> None:
         if self._handle is not None:
             handle, self._handle = self._handle, None
-            check(load_cudart().cudaEventDestroy(handle), "cudaEventDestroy")
+            run("cudaEventDestroy", handle)
 
 
 def begin_capture(stream: Stream) -> None:
     """Start recording the work queued on `stream` (global mode: other threads' unsafe calls fail the capture)."""
-    cudart = load_cudart()
-    mode = cudart.cudaStreamCaptureMode.cudaStreamCaptureModeGlobal
-    check(cudart.cudaStreamBeginCapture(stream.handle, mode), "cudaStreamBeginCapture")
+    mode = load_cudart().cudaStreamCaptureMode.cudaStreamCaptureModeGlobal
+    run("cudaStreamBeginCapture", stream.handle, mode)
 
 
 def end_capture(stream: Stream) -> Any:
     """Stop recording; returns the captured cudaGraph_t (CudaError if the capture was invalidated)."""
-    return check(load_cudart().cudaStreamEndCapture(stream.handle), "cudaStreamEndCapture")
+    return run("cudaStreamEndCapture", stream.handle)
 
 
 def bindings_cuda_major(cudart: Any) -> int:
@@ -282,7 +317,7 @@ def bindings_cuda_major(cudart: Any) -> int:
     it decides the signature of functions that changed between CUDA 11 and 12."""
     version = getattr(cudart, "CUDART_VERSION", None)
     if version is None:
-        version = check(cudart.cudaRuntimeGetVersion(), "cudaRuntimeGetVersion")
+        version = run("cudaRuntimeGetVersion")
     return int(version) // 1000
 
 
@@ -293,15 +328,14 @@ def instantiate_graph(graph: Any) -> Any:
     CUDA 11 (cuda.cudart 11.x): cudaGraphInstantiate(graph, pLogBuffer, bufferSize) -> (err, graphExec, errorNode),
     as in cuda-python 11's examples/3_CUDA_Features/simpleCudaGraphs_test.py.
     """
-    cudart = load_cudart()
-    if bindings_cuda_major(cudart) >= 12:
-        return check(cudart.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate")
-    graph_exec, _error_node = check(cudart.cudaGraphInstantiate(graph, b"", 0), "cudaGraphInstantiate")
+    if bindings_cuda_major(load_cudart()) >= 12:
+        return run("cudaGraphInstantiate", graph, 0)
+    graph_exec, _error_node = run("cudaGraphInstantiate", graph, b"", 0)
     return graph_exec
 
 
 def destroy_graph(graph: Any) -> None:
-    check(load_cudart().cudaGraphDestroy(graph), "cudaGraphDestroy")
+    run("cudaGraphDestroy", graph)
 
 
 class GraphExec:
@@ -313,10 +347,10 @@ class GraphExec:
     def launch(self, stream: Stream) -> None:
         if self._handle is None:
             raise CudaError("CUDA graph launched after destroy")
-        check(load_cudart().cudaGraphLaunch(self._handle, stream.handle), "cudaGraphLaunch")
+        run("cudaGraphLaunch", self._handle, stream.handle)
 
     def destroy(self) -> None:
         """cudaGraphExecDestroy; calling it again does nothing."""
         if self._handle is not None:
             handle, self._handle = self._handle, None
-            check(load_cudart().cudaGraphExecDestroy(handle), "cudaGraphExecDestroy")
+            run("cudaGraphExecDestroy", handle)

@@ -42,9 +42,8 @@ def import_tensorrt() -> ModuleType:
 
 def current_gpu() -> GpuInfo:
     """The current CUDA device's name, compute capability and whether it is integrated (a Jetson)."""
-    cudart = cuda.load_cudart()
-    device = cuda.check(cudart.cudaGetDevice(), "cudaGetDevice")
-    props = cuda.check(cudart.cudaGetDeviceProperties(device), "cudaGetDeviceProperties")
+    device = cuda.run("cudaGetDevice")
+    props = cuda.run("cudaGetDeviceProperties", device)
     name = cuda.decode_device_name(props.name)
     return GpuInfo(name, f"{props.major}.{props.minor}", bool(getattr(props, "integrated", 0)))
 
@@ -80,6 +79,8 @@ def import_backends() -> tuple[ModuleType, ModuleType]:
         raise EngineBuildError(f"cannot build a TensorRT engine: {NOT_INSTALLED}") from None
     try:
         cudart = cuda.load_cudart()
-    except cuda.CudaError:
+    except cuda.CudaPythonMissingError:
         raise EngineBuildError(f"cannot build a TensorRT engine: {NO_CUDA_PYTHON}") from None
+    except cuda.CudaError as exc:
+        raise EngineBuildError(f"cannot build a TensorRT engine: {exc}") from None
     return trt, cudart

@@ -38,7 +38,10 @@ docs.nvidia.com/deeplearning/tensorrt):
 - builder_optimization_level, hardware_compatibility_level and BuilderFlag.VERSION_COMPATIBLE arrive in 8.6
   (pyCore.cpp, release/8.6); AMPERE_PLUS "is only supported for engines built on NVIDIA Ampere and later
   GPUs" (NvInfer.h, HardwareCompatibilityLevel). DLA: "DLA does not support dynamic dimensions, so the
-  profile's min, max, and opt values must be equal" (DLA Supported Layers and Restrictions).
+  profile's min, max, and opt values must be equal" (DLA Supported Layers and Restrictions). Which layers went to
+  DLA is what the builder reports after building (trt.layers), never a guess made before it.
+- ProfilingVerbosity.DETAILED on every build, so the engine inspector can say afterwards which precision, tactic
+  and device each layer got (trt.layers); it only adds layer descriptions to the plan.
 
 `tensorrt` and cuda-python are imported only inside functions: this module imports with NumPy and ONNX alone.
 """
@@ -48,7 +51,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from convnext_export._atomic import atomic_path
 from convnext_export.contract import INPUT_NAME
@@ -61,9 +64,6 @@ from convnext_export.trt.settings import (
     PrecisionPlan,
     one_line,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass
@@ -86,14 +86,13 @@ class BuildJob:
     config: Any = None
     keep: list[Any] = field(default_factory=list)  # profiles, timing cache, calibrator
     fp32_layers: list[str] = field(default_factory=list)
-    layers_on_dla: list[str] = field(default_factory=list)
-    gpu_fallback_layers: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
 def recording_logger(trt: Any) -> Any:
-    """An ILogger that keeps warnings and errors, so a failed build can say why (ILogger docstring: a
-    subclass must call trt.ILogger.__init__ itself)."""
+    """An ILogger that keeps warnings and errors, so a failed build can say why, and the builder's report of
+    where it placed each layer ("[DlaLayer] ..." / "[GpuLayer] ..." at INFO; trt.layers); ILogger docstring: a
+    subclass must call trt.ILogger.__init__ itself."""
     severity = trt.ILogger.Severity
     errors = {severity.INTERNAL_ERROR, severity.ERROR}
 
@@ -102,12 +101,15 @@ def recording_logger(trt: Any) -> Any:
             trt.ILogger.__init__(self)
             self.errors: list[str] = []
             self.warnings: list[str] = []
+            self.placement: list[str] = []
 
         def log(self, level: Any, msg: str) -> None:
             if level in errors:
                 self.errors.append(one_line(msg))
             elif level == severity.WARNING:
                 self.warnings.append(one_line(msg))
+            elif level == severity.INFO and str(msg).lstrip().startswith(("[DlaLayer]", "[GpuLayer]")):
+                self.placement.append(one_line(msg))
 
     return RecordingLogger()
 
@@ -141,6 +143,7 @@ def configure_builder(job: BuildJob) -> None:
     trt, settings = job.trt, job.settings
     job.config = config = job.builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_mib * MIB)
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # the engine inspector's per-layer details
     if job.info.batch is None:
         job.keep.append(_add_profile(job, job.shapes))
     for flag in job.plan.flags:
@@ -157,7 +160,7 @@ def configure_builder(job: BuildJob) -> None:
     if settings.hardware_compatible:
         config.hardware_compatibility_level = trt.HardwareCompatibilityLevel.AMPERE_PLUS
     _load_timing_cache(job)
-    _place_on_dla(job)  # after the precision settings: whether a layer can run on DLA depends on them
+    _place_on_dla(job)
 
 
 def _add_profile(job: BuildJob, shapes: tuple[tuple[int, ...], ...]) -> Any:
@@ -202,6 +205,7 @@ def _pin_layer_norm_fp32(job: BuildJob) -> list[str]:
 
 
 def _place_on_dla(job: BuildJob) -> None:
+    """DLA by default, the GPU for what DLA cannot run; the builder reports what went where (trt.layers)."""
     core = job.settings.dla_core
     if core is None:
         return
@@ -212,8 +216,6 @@ def _place_on_dla(job: BuildJob) -> None:
     config.default_device_type = trt.DeviceType.DLA
     config.DLA_core = core
     config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
-    for layer in _layers(job.network):
-        (job.layers_on_dla if config.can_run_on_DLA(layer) else job.gpu_fallback_layers).append(layer.name)
 
 
 def _load_timing_cache(job: BuildJob) -> None:

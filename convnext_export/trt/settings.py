@@ -95,14 +95,17 @@ class EngineReport:
     trt_version: str
     gpu: str
     precision: str  # fp32 | fp16 | int8-trt | int8-implicit
-    layers_on_dla: list[str] = field(default_factory=list)
-    gpu_fallback_layers: list[str] = field(default_factory=list)
+    layers_on_dla: list[str] = field(default_factory=list)  # engine layers the builder placed on DLA
+    gpu_fallback_layers: list[str] = field(default_factory=list)  # ... and those it left on the GPU (DLA builds)
     fp32_layers: list[str] = field(default_factory=list)  # LayerNorm layers pinned to FP32 (weakly typed builds)
     warnings: list[str] = field(default_factory=list)  # TensorRT's build warnings, the first few
+    layer_summary: dict | None = None  # what the engine inspector reported (trt.layers.summarize)
+    layer_info_path: Path | None = None  # the inspector's JSON beside the engine
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["engine_path"], data["sidecar_path"] = str(self.engine_path), str(self.sidecar_path)
+        data["layer_info_path"] = None if self.layer_info_path is None else str(self.layer_info_path)
         return data
 
 
@@ -123,6 +126,7 @@ class OnnxInfo:
     batch: int | None  # None: dynamic batch dimension
     chw: tuple[int, int, int]
     layer_norm_nodes: tuple[str, ...]  # LayerNorm nodes (or decomposed LayerNorm's nodes), no Constant/Cast
+    node_names: tuple[str, ...] = ()  # every node, in graph order (resolves ForeignNode ranges, trt.layers)
 
 
 def one_line(value: object) -> str:
@@ -167,7 +171,7 @@ def read_onnx_info(path: Path, precision: str | None = None) -> OnnxInfo:
     batch, chw = _input_shape(model, path)
     op_types = {node.name: node.op_type for node in model.graph.node}
     norms = tuple(n for n in layer_norm_nodes(model) if op_types.get(n) not in ("Constant", "Cast"))
-    return OnnxInfo(path, sha256_of([path]), precision, batch, chw, norms)
+    return OnnxInfo(path, sha256_of([path]), precision, batch, chw, norms, tuple(op_types))
 
 
 def _input_shape(model: Any, path: Path) -> tuple[int | None, tuple[int, int, int]]:

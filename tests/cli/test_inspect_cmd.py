@@ -66,3 +66,59 @@ def test_cli_user_errors_exit_2_with_one_line(tmp_path: Path, case: str) -> None
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert ("TensorRT version" in lines[0]) if case == "bad-version" else (str(path) in lines[0])
+
+
+# --- a TensorRT engine: the layer summary from the files beside it (no TensorRT needed) ------------------------
+
+
+def _engine_with_layers(folder: Path) -> Path:
+    from convnext_export.trt.layers import write_layer_information
+    from convnext_export.trt.sidecar import write_sidecar
+
+    engine = folder / "m.fp16.plan"
+    engine.write_bytes(b"plan")
+    norm = "/stages.0/norm/LayerNormalization"
+    tensor = {"Name": "t", "Location": "Device", "Dimensions": [1, 8], "Format/Datatype": "Row major linear FP32"}
+    half = {**tensor, "Format/Datatype": "Channel major FP16 format where channel % 8 == 0"}
+    layers = [
+        {"Name": "/stem/Conv + /stem/Add", "LayerType": "CaskConvolution", "Inputs": [half], "Outputs": [half]},
+        {"Name": "{ForeignNode[" + norm + "]}", "LayerType": "Myelin", "Inputs": [tensor], "Outputs": [tensor]},
+        {"Name": "Reformatting CopyNode for [x]", "LayerType": "Reformat", "Inputs": [half], "Outputs": [tensor]},
+    ]
+    write_layer_information(engine, {"Layers": layers, "Bindings": ["images", "logits"]})
+    write_sidecar(
+        engine,
+        trt_version="10.3.0",
+        gpu_name="Orin",
+        compute_capability="8.7",
+        precision="fp16",
+        build_options={"dla_core": None},
+        layer_norm_nodes=[norm],
+        profile={"input": "images", "min": [1, 3, 64, 64], "opt": [1, 3, 64, 64], "max": [4, 3, 64, 64]},
+    )
+    return engine
+
+
+def test_cli_inspect_engine_prints_its_layer_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # no TensorRT: the files beside the engine suffice
+    result = _run(str(_engine_with_layers(tmp_path)))
+    assert result.exit_code == 0, result.output
+    shown = ("10.3.0", "Orin (compute 8.7)", "[1, 3, 64, 64] .. [4, 3, 64, 64]", "{ForeignNode[/stages.0/norm/")
+    for text in shown:  # printed as text: the brackets are no markup
+        assert text in result.stdout
+    assert "3 engine layers: 1 FP16, 1 FP32 (1 reformats/copies, 1 fused); LayerNorm: 1 of 1 nodes" in result.stdout
+
+
+def test_cli_inspect_engine_json_and_missing_information(tmp_path: Path) -> None:
+    engine = _engine_with_layers(tmp_path)
+    result = _run(str(engine), "--json", "-")
+    assert result.exit_code == 0, result.output
+    facts = json.loads(result.stdout)
+    assert facts["summary"]["precisions"] == {"FP16": 1, "FP32": 1} and facts["build"]["gpu_name"] == "Orin"
+    bare = tmp_path / "bare.plan"
+    bare.write_bytes(b"plan")
+    result = _run(str(bare))
+    assert result.exit_code == 2 and "has no layer information (bare.plan.layers.json)" in result.stderr
+    assert "Traceback" not in result.output

@@ -13,6 +13,17 @@ from convnext_export.model.factory import create_model
 from tests.runners._helpers import SIZE, export_onnx
 
 
+@pytest.fixture
+def install(monkeypatch: pytest.MonkeyPatch):
+    """install(release, **options): the TensorRT and cuda-python stand-ins in sys.modules (tests/trt/_helpers.py)."""
+    from tests.trt._helpers import install_standins
+
+    def _install(release: str, **kwargs: object):
+        return install_standins(monkeypatch, release, **kwargs)
+
+    return _install
+
+
 @pytest.fixture(scope="package")
 def model() -> torch.nn.Module:
     torch.manual_seed(0)

@@ -1,7 +1,11 @@
 """TrtRunner. The pure-Python parts (imports without its backends, one-line errors, profile bounds and shape checks,
 the sidecar check) are tested everywhere; the cuda-python wrapper itself is tested in tests/trt/test_cuda.py.
-Running engines needs TensorRT, cuda-python and an NVIDIA GPU: those tests are marked `gpu` and skip, with the
-reason, where any of them is missing.
+
+The runner's TensorRT logic (tensor-name I/O, input shapes, buffer binding, execute_async_v3, CUDA graphs, the DLA
+core, version-compatible engines, CUDA errors) runs on the CPU against the TensorRT and cuda-python stand-ins
+(tests/trt/_standin.py, tests/trt/_fake_cuda.py), whose API is checked against NVIDIA's bindings by
+tests/trt/test_api_conformance.py: runner logic against a stand-in, not an engine. Running real engines needs TensorRT,
+cuda-python and an NVIDIA GPU: those tests are marked `gpu` and skip, with the reason, where any of them is missing.
 """
 
 from __future__ import annotations
@@ -104,6 +108,175 @@ def test_missing_sidecar_skips_the_compatibility_check(tmp_path: Path, monkeypat
     engine_meta.sidecar_path(engine).write_text("{}")
     trt_runner._check_compatible(engine, "10.3.0", "Orin", "8.7")
     assert seen == [(engine, "10.3.0", "Orin", "8.7")]
+
+
+# --- runner logic against the TensorRT and cuda-python stand-ins (no engine is built or run) -------------------
+
+
+def _standin_engine(onnx: Path, folder: Path, settings: object = None, **build: object) -> Path:
+    """A plan from the project's builder on the installed stand-in (a JSON description the stand-in runtime loads)."""
+    from convnext_export.trt.builder import build_engine
+    from convnext_export.trt.settings import EngineSettings
+
+    engine = folder / f"{onnx.stem}.plan"
+    build_engine(onnx, engine, settings or EngineSettings(min_batch=1, opt_batch=2, max_batch=4), **build)
+    return engine
+
+
+def _calls(trt: types.ModuleType, owner: str, member: str) -> list:
+    return [u for u in trt.uses if (u.owner, u.member, u.action) == (owner, member, "call")]
+
+
+@pytest.mark.parametrize("release", ["8.6", "10", "11"])
+def test_runner_logic_on_standin_names_shapes_and_execution(
+    install, dynamic_onnx: Path, tmp_path: Path, release: str
+) -> None:
+    from tests.trt._standin import expected_outputs
+
+    trt, rt = install(release)
+    engine = _standin_engine(dynamic_onnx, tmp_path)
+    with TrtRunner(engine) as runner:
+        assert (runner.input_name, runner.output_names) == ("images", ("logits",))
+        assert runner.input_shape == (None, 3, SIZE, SIZE) and runner.batch_range == (1, 4)
+        allocated = [e for e in rt.events if e[0] in ("cudaMalloc", "cudaMallocHost")]
+        for batch in (2, 1, 4, 3, 3):
+            x = images(batch, seed=batch)
+            np.testing.assert_allclose(runner.infer(x)["logits"], expected_outputs(x, 10), rtol=1e-6)
+        assert [e for e in rt.events if e[0] in ("cudaMalloc", "cudaMallocHost")] == allocated  # sized once, for 4
+        shapes = [u.args for u in _calls(trt, "IExecutionContext", "set_input_shape")]
+        assert len(shapes) == 5 and all(args == ("str", "tuple") for args in shapes)  # one per shape change
+        assert len(_calls(trt, "IExecutionContext", "execute_async_v3")) == 5
+        assert {u.args for u in _calls(trt, "IExecutionContext", "set_tensor_address")} == {("str", "int")}
+        assert runner.compute_only(images(2)) == pytest.approx(0.125)  # the stand-in's events: one enqueue
+    assert rt.live_allocations() == 0
+
+
+def test_runner_logic_on_standin_cuda_graph_replays_the_captured_enqueue(
+    install, dynamic_onnx: Path, tmp_path: Path
+) -> None:
+    from tests.trt._standin import expected_outputs
+
+    trt, _ = install("10")
+    engine = _standin_engine(dynamic_onnx, tmp_path)
+    with TrtRunner(engine, cuda_graph=True) as runner:
+        x2, x3 = images(2), images(3, seed=1)
+        for x in (x2, x3, x2, x3):
+            np.testing.assert_allclose(runner.infer(x)["logits"], expected_outputs(x, 10), rtol=1e-6)
+        # per shape: one warm-up enqueue and one captured; later runs replay the graph without calling TensorRT
+        assert len(_calls(trt, "IExecutionContext", "execute_async_v3")) == 4
+        runner.infer(images(4, seed=2))
+        assert len(_calls(trt, "IExecutionContext", "execute_async_v3")) == 6
+
+
+def test_runner_logic_on_standin_static_engine_sets_no_shape(install, static_onnx: Path, tmp_path: Path) -> None:
+    from convnext_export.trt.settings import EngineSettings
+    from tests.trt._standin import expected_outputs
+
+    trt, _ = install("10")
+    engine = _standin_engine(static_onnx, tmp_path, EngineSettings().with_batch(2))
+    with TrtRunner(engine) as runner:
+        assert runner.input_shape == (2, 3, SIZE, SIZE) and runner.batch_range == (2, 2)
+        x = images(2)
+        np.testing.assert_allclose(runner.infer(x)["logits"], expected_outputs(x, 10), rtol=1e-6)
+        with pytest.raises(InvalidOptionError, match="static batch of 2, got a batch of 3"):
+            runner.infer(images(3))
+    assert not _calls(trt, "IExecutionContext", "set_input_shape")
+
+
+def test_runner_logic_on_standin_batch_above_the_profile(install, dynamic_onnx: Path, tmp_path: Path) -> None:
+    install("11")
+    with TrtRunner(_standin_engine(dynamic_onnx, tmp_path)) as runner, pytest.raises(InvalidOptionError) as info:
+        runner.infer(images(5))
+    assert "batch of 1..4" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_runner_logic_on_standin_sets_the_dla_core_the_sidecar_records(
+    install, static_onnx: Path, tmp_path: Path
+) -> None:
+    """An engine built for DLA core 1 is deserialized with Runtime.DLA_core = 1 (its default, -1, does not load it:
+    the stand-in refuses, as TensorRT needs the core set); without the sidecar the runner cannot know the core."""
+    from convnext_export.trt.settings import EngineSettings
+    from convnext_export.trt.sidecar import sidecar_path
+    from tests.trt._standin import expected_outputs
+
+    trt, _ = install("10", dla_cores=2, dla_ops=("Conv",))
+    settings = EngineSettings(min_batch=2, opt_batch=2, max_batch=2, dla_core=1)
+    engine = _standin_engine(static_onnx, tmp_path, settings, precision="fp16")
+    trt.events.clear()
+    with TrtRunner(engine) as runner:
+        assert runner.dla_core == 1 and ("runtime.DLA_core", 1) in trt.events
+        x = images(2)
+        np.testing.assert_allclose(runner.infer(x)["logits"], expected_outputs(x, 10), rtol=1e-6)
+    sidecar_path(engine).unlink()
+    with pytest.raises(ConvNeXtExportError, match="cannot load .*set the DLA core"):
+        TrtRunner(engine)
+
+
+def test_runner_logic_on_standin_allows_host_code_of_version_compatible_engines(
+    install, dynamic_onnx: Path, tmp_path: Path
+) -> None:
+    from convnext_export.trt.settings import EngineSettings
+    from convnext_export.trt.sidecar import sidecar_path
+
+    trt, _ = install("10")
+    engine = _standin_engine(dynamic_onnx, tmp_path, EngineSettings(max_batch=4, version_compatible=True))
+    trt.uses.clear()  # the builder's own look at the engine set it too
+    with TrtRunner(engine):
+        assert [u.args for u in trt.uses if u[:3] == ("Runtime", "engine_host_code_allowed", "set")] == [("bool",)]
+    sidecar_path(engine).unlink()
+    with pytest.raises(ConvNeXtExportError, match="engine_host_code_allowed"):
+        TrtRunner(engine)
+
+
+def test_runner_logic_on_standin_engine_of_another_tensorrt(install, dynamic_onnx: Path, tmp_path: Path) -> None:
+    from convnext_export.trt.errors import EngineMismatchError
+
+    install("10")
+    engine = _standin_engine(dynamic_onnx, tmp_path)
+    install("10.13.0")
+    with pytest.raises(EngineMismatchError, match="built for TensorRT 10.3.0"):
+        TrtRunner(engine)
+    with pytest.raises(ConvNeXtExportError, match="cannot load .*not compatible with this version") as info:
+        TrtRunner(engine, check_compatibility=False)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("driver", "said"),
+    [
+        ("raises", "no usable NVIDIA driver (RuntimeError: Failed to dlopen libcuda.so)"),
+        ("pathfinder", "no usable NVIDIA driver (DynamicLibNotFoundError"),
+        ("returns", "cudaErrorInsufficientDriver (35): the NVIDIA driver is missing or older"),
+    ],
+)
+def test_runner_without_a_usable_driver_is_one_line(install, tmp_path: Path, driver: str, said: str) -> None:
+    """cuda-python 11.x-12.5 raise RuntimeError without libcuda, cuda.pathfinder a RuntimeError subclass, the
+    static runtime of 12.6+ returns cudaErrorInsufficientDriver: all one TensorRTUnavailableError line."""
+    install("10", driver=driver)
+    with pytest.raises(TensorRTUnavailableError) as info:
+        TrtRunner(tmp_path / "m.plan")
+    assert (
+        said in str(info.value) and str(info.value).startswith("no usable NVIDIA GPU") and "\n" not in str(info.value)
+    )
+
+
+def test_runner_when_tensorrt_cannot_start_its_runtime(install, dynamic_onnx: Path, tmp_path: Path) -> None:
+    install("10")
+    engine = _standin_engine(dynamic_onnx, tmp_path)
+    _, rt = install("10", runtime_fails=True)
+    with pytest.raises(TensorRTUnavailableError, match="could not start its runtime .*factory function returned"):
+        TrtRunner(engine)
+    assert rt.live_allocations() == 0
+
+
+def test_runner_logic_on_standin_layer_profile(install, dynamic_onnx: Path, tmp_path: Path) -> None:
+    """The per-layer profile: an IProfiler subclass on the runner's context gets each engine layer's time."""
+    from convnext_export.evaluation.latency.layers import layer_profile_trt
+
+    trt, _ = install("10")
+    rows = layer_profile_trt(_standin_engine(dynamic_onnx, tmp_path), 2, iterations=3, top=5)
+    assert [u.args for u in _calls(trt, "IProfiler", "__init__")] == [()]
+    assert len(rows) == 6 and rows[0].mean_ms == pytest.approx(0.01) and sum(r.share for r in rows) == pytest.approx(1)
 
 
 # --- on a GPU ---------------------------------------------------------------------------------------------------

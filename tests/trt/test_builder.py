@@ -4,6 +4,7 @@ builds real engines where TensorRT is installed. Also: a build without TensorRT,
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -21,9 +22,10 @@ from convnext_export.trt.sidecar import (
 )
 from tests.trt._helpers import (
     CAL_CACHE,
-    PLAN,
+    PLAN_MAGIC,
     TIMING,
     calibration_set,
+    device_layers,
     dla_settings,
     events_of,
     flags_of,
@@ -189,17 +191,30 @@ def test_config_missing_timing_cache_starts_empty(install, onnx_files: dict, tmp
     assert (tmp_path / "new.cache").read_bytes() == TIMING
 
 
-@pytest.mark.parametrize("release", ["8.6", "10"])
-def test_config_dla_with_gpu_fallback_lists_fallback_layers(install, onnx_files: dict, tmp_path: Path, release) -> None:
-    trt, _ = install(release, dla_cores=2)
+@pytest.mark.parametrize("release", ["8.6", "10", "11"])
+def test_config_dla_placement_is_what_the_builder_reported(install, onnx_files: dict, tmp_path: Path, release) -> None:
+    """DLA by default with GPU fallback; which layers ran on DLA is what the builder logged ("[DlaLayer] ...",
+    "[GpuLayer] ..."), matched to the engine inspector's layers, never a rule applied before the build: the stand-in
+    builder is told to put the Conv layers on DLA (dla_ops), and the report says exactly that."""
+    trt, _ = install(release, dla_cores=2, dla_ops=("Conv",))
     report = build_engine(onnx_files["fp16"], tmp_path / "m.plan", dla_settings(1))
     assert events_of(trt, "config.default_device_type") == [("config.default_device_type", trt.DeviceType.DLA)]
     assert events_of(trt, "config.DLA_core") == [("config.DLA_core", 1)] and "GPU_FALLBACK" in flags_of(trt)
-    ops = {n.name: n.op_type for n in onnx.load(onnx_files["fp16"]).graph.node}
-    assert report.layers_on_dla and {ops[n] for n in report.layers_on_dla} == {"Conv"}  # the stand-in's rule
-    assert "/norm/LayerNormalization" in report.gpu_fallback_layers
-    assert len(report.layers_on_dla) + len(report.gpu_fallback_layers) == len(ops)
-    assert read_sidecar(tmp_path / "m.plan")["gpu_fallback_layers"] == report.gpu_fallback_layers
+    assert events_of(trt, "runtime.DLA_core") == [("runtime.DLA_core", 1)]  # the inspector loads it as a runner would
+    placed = device_layers((tmp_path / "m.plan").read_bytes())
+    assert report.layers_on_dla == [name for name, device in placed.items() if device == "DLA"]
+    assert report.layers_on_dla and all(name.startswith("{ForeignNode[") for name in report.layers_on_dla)
+    assert report.gpu_fallback_layers == [name for name, device in placed.items() if device == "GPU"]
+    assert any("LayerNormalization" in name for name in report.gpu_fallback_layers)
+    meta = read_sidecar(tmp_path / "m.plan")
+    assert meta["layers_on_dla"] == report.layers_on_dla and meta["gpu_fallback_layers"] == report.gpu_fallback_layers
+    assert report.layer_summary["devices"] == {"GPU": len(report.gpu_fallback_layers), "DLA": len(report.layers_on_dla)}
+
+
+def test_config_dla_build_where_the_builder_placed_nothing_on_dla(install, onnx_files: dict, tmp_path: Path) -> None:
+    install("10", dla_cores=1)  # the stand-in builder keeps every layer on the GPU
+    report = build_engine(onnx_files["fp16"], tmp_path / "m.plan", dla_settings(0))
+    assert report.layers_on_dla == [] and len(report.gpu_fallback_layers) == report.layer_summary["layers"]
 
 
 def test_config_dla_refusals(install, onnx_files: dict, tmp_path: Path) -> None:
@@ -288,7 +303,11 @@ def test_config_engine_sidecar_and_cache_hit(install, onnx_files: dict, tmp_path
     engine, messages = tmp_path / "m.plan", []
     trt, _ = install("10")
     first = build_engine(onnx_files["fp16"], engine, progress=messages.append)
-    assert engine.read_bytes() == PLAN and not first.cached and first.sidecar_path == sidecar_path(engine)
+    assert (
+        json.loads(engine.read_bytes())["magic"] == PLAN_MAGIC
+        and not first.cached
+        and first.sidecar_path == sidecar_path(engine)
+    )
     meta = read_sidecar(engine)
     assert meta["trt_version"] == "10.3.0" and meta["gpu_name"] == "NVIDIA Stand-in GPU"
     assert meta["compute_capability"] == "8.6" and meta["build_options"] == EngineSettings().to_dict()
@@ -323,6 +342,14 @@ def test_config_unsupported_tensorrt_version(install, onnx_files: dict, tmp_path
     install("9.2.0")
     with pytest.raises(EngineBuildError, match="TensorRT 9.2.0 is not supported: use TensorRT 8.5, 8.6, 10.x or 11.x"):
         build_engine(onnx_files["fp32"], tmp_path / "m.plan")
+
+
+@pytest.mark.parametrize("driver", ["raises", "returns"])
+def test_config_build_without_a_usable_driver_is_one_line(install, onnx_files: dict, tmp_path: Path, driver) -> None:
+    install("10", driver=driver)
+    with pytest.raises(EngineBuildError, match=r"^cannot build a TensorRT engine: cudaGetDevice failed: ") as caught:
+        build_engine(onnx_files["fp16"], tmp_path / "m.plan")
+    assert "\n" not in str(caught.value) and not list(tmp_path.iterdir())
 
 
 def test_build_without_tensorrt_is_one_clear_error(

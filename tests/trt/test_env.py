@@ -28,3 +28,13 @@ def test_tensorrt_status_here_says_not_installed(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # importing it raises ImportError, as on this machine
     status = tensorrt_status()
     assert (status.available, status.reason, status.version, status.gpu) == (False, NOT_INSTALLED, None, None)
+
+
+@pytest.mark.parametrize("driver", ["raises", "pathfinder", "returns"])
+def test_config_tensorrt_status_without_a_usable_driver(install, driver: str) -> None:
+    """What build's engine stage and `inspect` see on a machine whose cuda-python finds no driver: unavailable, with
+    one line (the engine stage skips with it)."""
+    install("10", driver=driver)
+    status = tensorrt_status()
+    assert not status.available and status.reason.startswith("no CUDA GPU visible (cudaGetDeviceCount failed: ")
+    assert "\n" not in status.reason and status.version == "10.3.0"

@@ -17,9 +17,8 @@ from convnext_export.trt.sidecar import (
     sidecar_path,
     write_sidecar,
 )
-from tests.trt._helpers import (
-    PLAN,
-)
+
+PLAN = b"engine bytes (opaque to the sidecar)"
 
 
 def _engine_with_sidecar(tmp_path: Path, **options: object) -> Path:

@@ -1,5 +1,6 @@
 """Profiling every artifact x backend x batch size; a backend that cannot run here is recorded as skipped, with
-the reason, and the rest still runs."""
+the reason, and the rest still runs. CUDA failing on the way (no usable driver, a lost device: trt.cuda's one-line
+CudaError) skips the backend the same way instead of ending the run."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from convnext_export.evaluation.latency.layers import layer_profile
 from convnext_export.evaluation.latency.measure import measure
 from convnext_export.evaluation.latency.stats import LatencyResult, ProfileRun, Skipped
 from convnext_export.runners.backends import BackendUnavailableError, check_backends, default_backend, open_runner
+from convnext_export.trt.cuda import CudaError
+from convnext_export.trt.errors import TensorRTUnavailableError
 
 if TYPE_CHECKING:
     from convnext_export.runners.base import Runner
@@ -50,18 +53,32 @@ def profile_all(
         except BackendUnavailableError as exc:
             run.skipped.append(Skipped(os.fspath(path), backend, None, str(exc)))
             continue
-        with runner:
-            measured = []
-            for offset, batch in enumerate(batch_sizes):
-                if progress:
-                    progress(f"{path.name} {backend} batch {batch}", done + offset, total)
-                measured += _measure_one(run, runner, path, backend, batch, timing)
+        measured: list[LatencyResult] = []
+        try:
+            with runner:
+                for offset, batch in enumerate(batch_sizes):
+                    if progress:
+                        progress(f"{path.name} {backend} batch {batch}", done + offset, total)
+                    measured += _measure_one(run, runner, path, backend, batch, timing)
+        except CudaError as exc:
+            run.skipped.append(Skipped(os.fspath(path), backend, None, f"CUDA failed while measuring: {exc}"))
         if layers:  # after closing the runner: its idle thread pool must not compete with the profiled session
-            for result in measured:
-                result.layers = layer_profile(path, backend, result.batch_size, threads)
+            _profile_layers(run, measured, path, backend, threads)
     if progress:
         progress("done", total, total)
     return run
+
+
+def _profile_layers(
+    run: ProfileRun, measured: list[LatencyResult], path: Path, backend: str, threads: int | None
+) -> None:
+    """Per-layer times of each measured batch size; a CUDA or TensorRT failure skips them with the reason."""
+    for result in measured:
+        try:
+            result.layers = layer_profile(path, backend, result.batch_size, threads)
+        except (CudaError, TensorRTUnavailableError) as exc:
+            run.skipped.append(Skipped(os.fspath(path), backend, result.batch_size, f"per-layer profile: {exc}"))
+            return
 
 
 def _measure_one(

@@ -32,3 +32,33 @@ def test_static_batch_sizes_other_than_their_own_are_skipped(tmp_path: Path) -> 
     run = profile_all([static], None, [1, 2], iterations=2, warmup=0)
     assert [r.batch_size for r in run.results] == [2]
     assert [(s.batch_size, s.reason) for s in run.skipped] == [(1, "static batch 2")]
+
+
+def test_a_tensorrt_engine_without_a_usable_driver_is_skipped_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """cuda-python <= 12.5 raises RuntimeError when no driver is present: profile records the backend as skipped,
+    with one line, and goes on (the TensorRT and cuda-python stand-ins of tests/trt)."""
+    from tests.trt._helpers import install_standins
+
+    install_standins(monkeypatch, "10", driver="raises")
+    run = profile_all([tmp_path / "m.fp16.plan"], None, [1, 2], iterations=2, warmup=0)
+    (skipped,) = run.skipped
+    assert (skipped.backend, skipped.batch_size, run.results) == ("trt", None, [])
+    assert skipped.reason.startswith("no usable NVIDIA GPU: cudaGetDeviceCount failed: no usable NVIDIA driver")
+    assert "\n" not in skipped.reason
+
+
+def test_cuda_failing_while_measuring_skips_the_backend(
+    monkeypatch: pytest.MonkeyPatch, onnx_file: Path, tmp_path: Path
+) -> None:
+    from convnext_export.evaluation.latency import sweep
+    from convnext_export.trt.cuda import CudaError
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise CudaError("cudaEventRecord failed: cudaErrorLaunchFailure (719)")
+
+    monkeypatch.setattr(sweep, "measure", failing)
+    run = profile_all([onnx_file], ["ort-cpu"], [1, 2], iterations=2, warmup=0)
+    assert run.results == [] and [(s.backend, s.batch_size) for s in run.skipped] == [("ort-cpu", None)]
+    assert run.skipped[0].reason == "CUDA failed while measuring: cudaEventRecord failed: cudaErrorLaunchFailure (719)"
