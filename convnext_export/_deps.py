@@ -18,6 +18,7 @@ NAMES = {
     "cuda": "cuda-python",
     "onnxruntime": "ONNX Runtime (onnxruntime)",
     "modelopt": "NVIDIA ModelOpt",
+    "cryptography": "cryptography (pyca)",
 }
 INSTALL: dict[str, str] = {
     "tensorrt": "TensorRT comes from NVIDIA's package index (pip install tensorrt-cu12) or, on a Jetson, with "
@@ -27,6 +28,7 @@ INSTALL: dict[str, str] = {
     "onnxsim": "pip install 'convnext-export[export]'",
     "torch": "pip install 'convnext-export[export]' (torch)",
     "matplotlib": "pip install matplotlib",
+    "cryptography": "pip install 'convnext-export[sign]' (cryptography)",
     "modelopt": "pip install 'nvidia-modelopt[onnx]' in its own environment (it pins onnx and onnxruntime-gpu)",
 }
 

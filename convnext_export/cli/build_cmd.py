@@ -11,6 +11,7 @@ from convnext_export.cli._console import stdout_console
 from convnext_export.cli._errors import report_user_errors
 from convnext_export.cli._progress import stage_progress
 from convnext_export.cli._report import print_validation, verdict_markup
+from convnext_export.cli.bundle_cmd import PublicKey
 from convnext_export.cli.options import (
     AccuracyTarget,
     Batch,
@@ -92,6 +93,15 @@ def build(
     onnx: Annotated[
         Path | None, typer.Option("--onnx", help="Build engines from this bundle ONNX (on the device).")
     ] = None,
+    verify_bundle: Annotated[
+        bool,
+        typer.Option(
+            "--verify-bundle/--no-verify-bundle",
+            help="With --onnx: verify the bundle against its manifest first and refuse it when it fails "
+            "(--no-verify-bundle builds anyway; the manifest records that verification was skipped).",
+        ),
+    ] = True,
+    public_key: PublicKey = None,
     min_batch: MinBatch = 1,
     opt_batch: OptBatch = 1,
     max_batch: MaxBatch = 8,
@@ -112,6 +122,7 @@ def build(
     ] = 20,
 ) -> None:
     """Model -> ONNX -> optimized ONNX -> [FP16, INT8] -> validation of each against eager PyTorch -> report."""
+    from convnext_export.errors import InvalidOptionError
     from convnext_export.evaluation.validate import parse_batch_sizes
     from convnext_export.model.reference import ModelRequest
     from convnext_export.pipeline.build import build as run_build
@@ -154,9 +165,13 @@ def build(
         profile=profile,
         profile_iterations=profile_iterations,
     )
+    if onnx is None and (public_key is not None or not verify_bundle):
+        raise InvalidOptionError("--public-key and --no-verify-bundle apply to a bundle's ONNX: use them with --onnx")
     with stage_progress() as step:
         if onnx is not None:
-            result = build_from_onnx(onnx, wanted[1:], request, progress=step)
+            result = build_from_onnx(
+                onnx, wanted[1:], request, progress=step, verify=verify_bundle, public_key=public_key
+            )
         else:
             result = run_build(request, progress=step)
     for artifact in [*result.artifacts, *result.engines]:
