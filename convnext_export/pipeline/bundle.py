@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import itertools
 import os
 import secrets
 import shlex
@@ -129,6 +130,8 @@ def write_build_script(out: Path, recipes: list[EngineRecipe]) -> Path:
         "# TensorRT version). Usage: ./build_engine.sh [trtexec|cli]   (default: trtexec when found)",
         "# trtexec: $TRTEXEC, else on PATH, else /usr/src/tensorrt/bin/trtexec (JetPack). Its options differ",
         f"# by TensorRT release; this bundle has command lines for {', '.join(releases)}.",
+        "# Engines trtexec builds are not recorded in manifest.json (`convnext-export bundle verify` lists them as",
+        "# unlisted files); the cli route records each engine in the manifest.",
         "set -uo pipefail",
         'cd "$(dirname "$0")"',
         'TRTEXEC="${TRTEXEC:-$(command -v trtexec || true)}"',
@@ -374,14 +377,13 @@ def check_replaceable(target: Path) -> None:
         inside = Path.cwd().resolve().is_relative_to(target.resolve())
     if inside:
         raise BundleError(f"a build replaces {target} whole and the current folder is inside it: run it from outside")
-    entries, unreadable = tree_entries(target)
-    if unreadable:
-        raise BundleError(f"refusing to replace {target}: {unreadable[0]}")
     if not os.path.lexists(target / MANIFEST_NAME):
-        foreign = [e for e in entries if not temporary_leftover(e)]
-        if foreign:
+        unreadable: list[str] = []
+        foreign = list(itertools.islice((e for e in walk_entries(target, unreadable) if not temporary_leftover(e)), 4))
+        if foreign or unreadable:  # a user's folder may be large: the first few files found are enough to say no
+            shown = ", ".join(sorted(foreign)[:3]) + (", ..." if len(foreign) > 3 else "") or unreadable[0]
             raise BundleError(
-                f"refusing to replace {target}: it is not a bundle (no {MANIFEST_NAME}) and holds {_some(foreign)}; "
+                f"refusing to replace {target}: it is not a bundle (no {MANIFEST_NAME}) and is not empty ({shown}); "
                 "choose an empty or new output folder"
             )
         return
@@ -389,7 +391,8 @@ def check_replaceable(target: Path) -> None:
         listed = {r.path for r in load_manifest(target).records}
     except ManifestError as exc:
         raise BundleError(f"refusing to replace {target}: its manifest cannot be read ({exc})") from None
-    foreign = [e for e in entries if e not in listed and not written_by_a_build(e)]
+    entries, unreadable = tree_entries(target)
+    foreign = [e for e in entries if e not in listed and not written_by_a_build(e)] + unreadable
     if foreign:
         raise BundleError(
             f"refusing to replace bundle {target}: it holds {_some(foreign)} that its manifest does not list "
@@ -405,7 +408,13 @@ def _some(names: list[str]) -> str:
 def tree_entries(base: Path) -> tuple[list[str], list[str]]:
     """Every file, link and empty folder under `base` (relative POSIX paths, links not followed, an empty
     folder as `name/`), and a line for each folder that could not be read."""
-    entries, unreadable = [], []
+    unreadable: list[str] = []
+    return sorted(walk_entries(base, unreadable)), unreadable
+
+
+def walk_entries(base: Path, unreadable: list[str]) -> Iterator[str]:
+    """tree_entries' entries as they are found (a caller may stop early), folders that cannot be read added to
+    `unreadable`."""
 
     def walk_error(exc: OSError) -> None:
         where = os.path.relpath(exc.filename, base) if exc.filename else "?"
@@ -414,11 +423,9 @@ def tree_entries(base: Path) -> tuple[list[str], list[str]]:
     for folder, dirs, files in os.walk(base, onerror=walk_error):
         here = Path(folder).relative_to(base)
         links = [d for d in dirs if os.path.islink(os.path.join(folder, d))]  # os.walk does not enter them
-        found = [(here / name).as_posix() for name in [*files, *links]]
         if here != Path(".") and not files and not dirs:
-            found = [here.as_posix() + "/"]
-        entries += found
-    return sorted(entries), unreadable
+            yield here.as_posix() + "/"
+        yield from ((here / name).as_posix() for name in [*files, *links])
 
 
 class StagingFolder:

@@ -132,6 +132,7 @@ def _verification(bundle: Path, verify: bool, public_key: Path | None, step: Pro
     if not verify:
         if public_key is not None:
             raise InvalidOptionError(f"--public-key checks the bundle's signature: it cannot go with {SKIP_FLAG}")
+        load_manifest(bundle)  # the engines are recorded in it: a malformed one fails now, not after the build
         _log.warning("bundle verification skipped (%s): %s is built from without checking its files", SKIP_FLAG, bundle)
         return {"verification": f"skipped ({SKIP_FLAG})", "signature": "not checked"}
     step("verifying the bundle against its manifest")

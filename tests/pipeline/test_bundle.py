@@ -184,7 +184,7 @@ def test_a_failed_build_leaves_the_old_bundle_and_nothing_else(bundle: Path, fai
     [
         (
             lambda t: (t.mkdir(), (t / "notes.txt").write_text("mine")),
-            "not a bundle (no manifest.json) and holds 1 file",
+            "not a bundle (no manifest.json) and is not empty (notes.txt)",
         ),
         (lambda t: (t.mkdir(), (t / "w.fp32.onnx").write_text("mine")), "not a bundle"),  # an `export` output
         (lambda t: (make_bundle(t), (t / "weights.pth").write_text("mine")), "its manifest does not list"),
