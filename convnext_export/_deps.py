@@ -18,6 +18,7 @@ NAMES = {
     "cuda": "cuda-python",
     "onnxruntime": "ONNX Runtime (onnxruntime)",
     "modelopt": "NVIDIA ModelOpt",
+    "cryptography": "cryptography (pyca)",
 }
 INSTALL: dict[str, str] = {
     "tensorrt": "TensorRT comes from NVIDIA's package index (pip install tensorrt-cu12) or, on a Jetson, with "
@@ -28,6 +29,7 @@ INSTALL: dict[str, str] = {
     "torch": "pip install 'convnext-export[export]' (torch)",
     "matplotlib": "pip install matplotlib",
     "tomli": "pip install tomli (Python 3.10 reads TOML with it; 3.11+ has tomllib)",
+    "cryptography": "pip install 'convnext-export[sign]' (cryptography)",
     "modelopt": "pip install 'nvidia-modelopt[onnx]' in its own environment (it pins onnx and onnxruntime-gpu)",
 }
 

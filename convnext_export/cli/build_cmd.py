@@ -11,6 +11,7 @@ from convnext_export.cli._console import stdout_console
 from convnext_export.cli._errors import report_user_errors
 from convnext_export.cli._progress import stage_progress
 from convnext_export.cli._report import print_validation, verdict_markup
+from convnext_export.cli.bundle_cmd import PublicKey
 from convnext_export.cli.options import (
     AccuracyTarget,
     Batch,
@@ -102,6 +103,15 @@ def build(
     onnx: Annotated[
         Path | None, typer.Option("--onnx", help="Build engines from this bundle ONNX (on the device).")
     ] = None,
+    verify_bundle: Annotated[
+        bool,
+        typer.Option(
+            "--verify-bundle/--no-verify-bundle",
+            help="With --onnx: verify the bundle against its manifest first and refuse it when it fails "
+            "(--no-verify-bundle builds anyway; the manifest records that verification was skipped).",
+        ),
+    ] = True,
+    public_key: PublicKey = None,
     min_batch: MinBatch = 1,
     opt_batch: OptBatch = 1,
     max_batch: MaxBatch = 8,
@@ -124,6 +134,7 @@ def build(
     """Model -> ONNX -> optimized ONNX -> [FP16, INT8] -> validation of each against eager PyTorch -> report.
 
     Options may come from a TOML file (--config) or a bundle's manifest (--from-manifest); flags given here win."""
+    from convnext_export.errors import InvalidOptionError
     from convnext_export.pipeline.build import build as run_build
     from convnext_export.pipeline.config import request_from_options, requested_precisions
     from convnext_export.pipeline.ondevice import build_from_onnx
@@ -133,9 +144,13 @@ def build(
     if onnx is not None:  # on the device the precision ONNX files exist already: nothing to quantize
         options |= {"precision": None, "fp16": False, "int8": False}
     request = request_from_options(options)
+    if onnx is None and (public_key is not None or not verify_bundle):
+        raise InvalidOptionError("--public-key and --no-verify-bundle apply to a bundle's ONNX: use them with --onnx")
     with stage_progress() as step:
         if onnx is not None:
-            result = build_from_onnx(onnx, wanted[1:], request, progress=step)
+            result = build_from_onnx(
+                onnx, wanted[1:], request, progress=step, verify=verify_bundle, public_key=public_key
+            )
         else:
             result = run_build(request, progress=step)
     for artifact in [*result.artifacts, *result.engines]:

@@ -7,6 +7,7 @@ report + manifest. Each stage is a function of its own module; this one wires th
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,10 +18,17 @@ from convnext_export.errors import InvalidOptionError, OutputError
 from convnext_export.evaluation.validate import validate_artifact
 from convnext_export.export.metadata import onnx_metadata
 from convnext_export.model.reference import load_model
-from convnext_export.pipeline.bundle import copy_calibration_cache, write_build_script, write_labels
+from convnext_export.pipeline.bundle import (
+    bundle_relative,
+    copy_calibration_cache,
+    fresh_bundle,
+    moved,
+    write_build_script,
+    write_labels,
+)
 from convnext_export.pipeline.config import options_from_request
 from convnext_export.pipeline.inputs import evaluation_data, require_enough_images
-from convnext_export.pipeline.manifest import record_artifact, write_manifest
+from convnext_export.pipeline.manifest import MANIFEST_NAME, record_artifact, write_manifest
 from convnext_export.pipeline.request import DEFAULT_ARTIFACTS, REPORT_NAME, BuildRequest, Progress
 from convnext_export.pipeline.results import ArtifactResult, BuildResult
 from convnext_export.pipeline.stages import engine_stage, export_stage, precision_artifacts, profile_stage
@@ -39,7 +47,8 @@ def default_output_dir(model: nn.Module) -> Path:
 
 
 def prepare_output_dir(path: Path) -> Path:
-    """Create the build directory, or fail in one line if it cannot be written."""
+    """Create a folder a command writes single files into (`export`), or fail in one line if it cannot be
+    written. `build` writes a whole bundle through pipeline.bundle.fresh_bundle instead."""
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
@@ -52,12 +61,24 @@ def prepare_output_dir(path: Path) -> Path:
 
 
 def build(request: BuildRequest, progress: Progress | None = None) -> BuildResult:
-    """export -> optimize -> [fp16, int8] -> engines -> validate each against eager -> bundle + manifest."""
+    """export -> optimize -> [fp16, int8] -> engines -> validate each against eager -> bundle + manifest.
+
+    Everything is written into a fresh folder beside the output folder, which replaces it only when the bundle
+    is complete (pipeline.bundle.fresh_bundle): no file of an older or killed build survives in it."""
 
     step = progress or (lambda _: None)
     step("loading model")
     model = load_model(request.model)
-    out = prepare_output_dir(request.output_dir or default_output_dir(model))
+    target = request.output_dir or default_output_dir(model)
+    with fresh_bundle(target) as out:
+        result, recipes = _build_into(out, model, request, step)
+        step("writing the bundle: report, labels, build script, manifest")
+        write_bundle(result, recipes, request)
+    return moved_result(result, out, Path(os.path.abspath(target)))
+
+
+def _build_into(out: Path, model: nn.Module, request: BuildRequest, step: Progress) -> tuple[BuildResult, list]:
+    """Every stage, each writing into `out`; returns what was made and the engine recipes."""
     fp32_path = out / artifact_name(f"convnext_{model.config.name}", "fp32")
     step("exporting and optimizing ONNX" if request.optimize else "exporting ONNX")
     optimize_report = export_stage(model, fp32_path, request)
@@ -80,7 +101,7 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
         out,
         artifacts,
         request.model.random_init,
-        out / "manifest.json",
+        out / MANIFEST_NAME,
         metadata,
         calibration.summary() if calibration is not None else None,
         engines,
@@ -90,8 +111,18 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
     if request.profile:
         step("profiling every artifact (ONNX Runtime CPU; TensorRT for engines)")
         profile_stage(result, request)
-    step("writing the bundle: report, labels, build script, manifest")
-    write_bundle(result, recipes, request)
+    return result, recipes
+
+
+def moved_result(result: BuildResult, old: Path, new: Path) -> BuildResult:
+    """The result with every path under the staging folder `old` pointing into the bundle at `new`."""
+    for artifact in [*result.artifacts, *result.engines]:
+        artifact.path = moved(artifact.path, old, new)
+        artifact.details = moved(artifact.details, old, new)
+    result.output_dir = new
+    result.manifest_path = new / MANIFEST_NAME
+    result.latency_files = [moved(p, old, new) for p in result.latency_files]
+    result.latency = moved(result.latency, old, new)
     return result
 
 
@@ -102,7 +133,8 @@ def write_bundle(result: BuildResult, recipes: list, request: BuildRequest) -> N
     report_path = write_report(out, result, request)
     records = [record_artifact(out, a.path, a.stage, a.precision, opset=request.opset) for a in result.artifacts]
     for engine in result.engines:
-        records.append(record_artifact(out, engine.path, "engine", engine.precision, **engine.details))
+        details = bundle_relative(engine.details, out)
+        records.append(record_artifact(out, engine.path, "engine", engine.precision, **details))
         sidecar = engine.path.with_name(engine.path.name + ".json")
         if sidecar.is_file():
             records.append(record_artifact(out, sidecar, "engine-metadata"))
@@ -149,5 +181,5 @@ def write_report(out: Path, result: BuildResult, request: BuildRequest) -> Path:
     }
     target = out / REPORT_NAME
     with atomic_path(target) as tmp:
-        tmp.write_text(json.dumps(document, indent=2, default=str) + "\n")
+        tmp.write_text(json.dumps(bundle_relative(document, out), indent=2, default=str) + "\n")
     return target

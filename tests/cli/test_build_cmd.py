@@ -7,9 +7,12 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import onnx
+import pytest
+from click.testing import Result
 from typer.testing import CliRunner
 
 from convnext_export._files import sha256_of
@@ -353,3 +356,195 @@ def test_build_fold_normalization_passes_every_verdict_and_validate_agrees(tmp_p
     for name in ("convnext_custom.fp32.onnx", "convnext_custom.fp16.onnx"):
         checked = invoke("validate", out / name, "--images", DIGITS / "test")
         assert checked.exit_code == 0 and "PASS" in checked.stdout, checked.output
+
+
+# --- a build replaces its bundle whole; a bundle is verified before engines are built from it ------------------------
+
+
+def _siblings(folder: Path) -> list[str]:
+    """The staging and retired folders of `folder` (hidden siblings): none once a run is over."""
+    return sorted(p.name for p in folder.parent.iterdir() if p.name.startswith(f".{folder.name}."))
+
+
+def _build_test_variant(out: Path, *extra: str) -> Result:
+    args = ("build", "--variant", "test", "--random-init", "--image-size", 64, "--samples", 2, "--output-dir", out)
+    return invoke(*args, *extra)
+
+
+def test_a_rebuild_leaves_no_file_of_an_older_or_killed_run(tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    first = _build_test_variant(out, "--precision", "fp16", "--profile-iterations", 2)
+    assert first.exit_code == 0, first.output
+    assert {"convnext_test.fp16.onnx", "latency.json"} <= {p.name for p in out.iterdir()}
+    (out / ".convnext_test.fp32.onnx.k1ll3d.partial").touch()  # the 0-byte temp file of a killed older run
+    dead = tmp_path / ".bundle.partial-dead0001"  # the staging folder of a killed run
+    dead.mkdir()
+    (dead / "convnext_test.fp32.onnx").write_bytes(b"half")
+    second = _build_test_variant(out, "--no-profile")
+    assert second.exit_code == 0, second.output
+    listed = {r["path"] for r in json.loads((out / "manifest.json").read_text())["artifacts"]}
+    assert {p.name for p in out.iterdir()} == listed | {"manifest.json"}
+    assert "convnext_test.fp16.onnx" not in listed and not any(n.startswith("latency") for n in listed)
+    assert _siblings(out) == [] and invoke("bundle", "verify", out).exit_code == 0
+    assert str(tmp_path) not in (out / "report.json").read_text()  # nothing names the staging folder
+
+
+def test_a_folder_of_user_files_is_never_replaced(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my notes")
+    line = error_line(_build_test_variant(mine))
+    assert "refusing to replace" in line and "not a bundle" in line
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"] and _siblings(mine) == []
+
+
+def test_a_failing_build_leaves_the_old_bundle_as_it_was(built: Path, tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(built, old)
+    before = {p.name: p.read_bytes() for p in old.iterdir()}
+    reply = invoke("build", "--weights", WEIGHTS, "--int8", "--calib", CALIB, "--output-dir", old)  # fails after export
+    assert reply.exit_code == 2 and "needs at least 50" in reply.stderr
+    assert {p.name: p.read_bytes() for p in old.iterdir()} == before and _siblings(old) == []
+
+
+@pytest.fixture
+def device_copy(deploy_bundle: tuple, tmp_path: Path) -> Path:
+    copy = tmp_path / "device"
+    shutil.copytree(deploy_bundle[0], copy)
+    return copy
+
+
+def _fake_engine_stage(artifacts: list, *args: object, **kwargs: object) -> tuple[list, list, list]:
+    """Stands in for TensorRT (not installed here): an engine file and sidecar per engine precision, written where
+    the real builder writes them, beside the ONNX it is given."""
+    from convnext_export.contract import ENGINE_PRECISION, engine_name, split_artifact_name
+    from convnext_export.pipeline.results import ArtifactResult
+
+    engines = []
+    for artifact in artifacts:
+        if artifact.precision not in ENGINE_PRECISION:
+            continue
+        assert ".device.partial-" in str(artifact.path)  # built in the staging folder, never in the bundle
+        plan = artifact.path.with_name(engine_name(split_artifact_name(artifact.path.name)[0], artifact.precision))
+        plan.write_bytes(b"engine of " + sha256_of([artifact.path]).encode())
+        plan.with_name(plan.name + ".json").write_text(json.dumps({"engine": plan.name}))
+        engines.append(ArtifactResult(f"{artifact.precision}-engine", plan, "engine", None, {"path": str(plan)}))
+    return engines, [], []
+
+
+FP32 = "convnext_custom.fp32.onnx"
+
+
+@WITHOUT_TENSORRT
+def test_on_device_build_refuses_a_bundle_that_fails_verification(device_copy: Path) -> None:
+    (device_copy / "labels.txt").write_text("tampered\n")
+    (device_copy / "evil.sh").touch()
+    before = {p.name: p.read_bytes() for p in device_copy.iterdir()}
+    reply = invoke("build", "--onnx", device_copy / FP32, "--fp16")
+    assert reply.exit_code == 1 and "Traceback" not in reply.output
+    errors = [line for line in reply.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 3 and "size differs: labels.txt" in errors[0] and "unlisted: evil.sh" in errors[1]
+    assert "fails verification (2 problems" in errors[2] and "--no-verify-bundle overrides" in errors[2]
+    assert {p.name: p.read_bytes() for p in device_copy.iterdir()} == before and _siblings(device_copy) == []
+    skipped = invoke("build", "--onnx", device_copy / FP32, "--fp16", "--no-verify-bundle")
+    assert skipped.exit_code == 0, skipped.output
+    assert "warning: bundle verification skipped (--no-verify-bundle)" in skipped.stderr
+
+
+@WITHOUT_TENSORRT
+def test_on_device_engines_join_the_manifest_and_the_old_signature_goes(
+    device_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import convnext_export.pipeline.ondevice as ondevice
+
+    monkeypatch.setattr(ondevice, "engine_stage", _fake_engine_stage)
+    assert invoke("bundle", "keygen", "-o", tmp_path / "key").exit_code == 0
+    assert invoke("bundle", "sign", device_copy, "--key", tmp_path / "key").exit_code == 0
+    reply = invoke("build", "--onnx", device_copy / FP32, "--fp16", "--public-key", tmp_path / "key.pub")
+    assert reply.exit_code == 0, reply.output
+    assert "signature was removed: sign it again" in reply.stderr and not (device_copy / "manifest.json.sig").exists()
+    manifest = json.loads((device_copy / "manifest.json").read_text())
+    engines = {r["path"]: r for r in manifest["artifacts"] if r["stage"].startswith("engine")}
+    assert set(engines) == {f"convnext_custom.{p}.plan{s}" for p in ("fp32", "fp16") for s in ("", ".json")}
+    assert manifest["device_build"]["verification"] == "passed (11 files)"
+    assert manifest["device_build"]["signature"].startswith("verified with key SHA256:")
+    assert manifest["device_build"]["previous_signature_removed"] is True
+    assert "model" in manifest and invoke("bundle", "verify", device_copy).exit_code == 0
+    assert _siblings(device_copy) == []
+
+
+@WITHOUT_TENSORRT
+def test_on_device_build_without_verification_is_recorded_and_launders_nothing(
+    device_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import convnext_export.pipeline.ondevice as ondevice
+
+    monkeypatch.setattr(ondevice, "engine_stage", _fake_engine_stage)
+    (device_copy / "labels.txt").write_text("tampered\n")
+    reply = invoke("build", "--onnx", device_copy / FP32, "--no-verify-bundle")
+    assert reply.exit_code == 0, reply.output
+    manifest = json.loads((device_copy / "manifest.json").read_text())
+    assert manifest["device_build"] == {
+        "verification": "skipped (--no-verify-bundle)",
+        "signature": "not checked",
+        "previous_signature_removed": False,
+    }
+    still = invoke("bundle", "verify", device_copy)  # the tampered file keeps its old hash: still caught
+    assert still.exit_code == 1 and "size differs: labels.txt" in still.stdout
+
+
+@WITHOUT_TENSORRT
+def test_an_interrupted_on_device_build_leaves_the_bundle_as_it_was(
+    device_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import convnext_export.pipeline.ondevice as ondevice
+
+    def interrupted(artifacts: list, *args: object, **kwargs: object) -> tuple[list, list, list]:
+        _fake_engine_stage(artifacts)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ondevice, "engine_stage", interrupted)
+    before = {p.name: p.read_bytes() for p in device_copy.iterdir()}
+    reply = invoke("build", "--onnx", device_copy / FP32, "--fp16")
+    assert reply.exit_code not in (0, 1, 2) and "Traceback" not in reply.output  # interrupted (130), not a verdict
+    assert {p.name: p.read_bytes() for p in device_copy.iterdir()} == before and _siblings(device_copy) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (lambda b, k: ("--variant", "test", "--random-init", "--public-key", k), "use them with --onnx"),
+        (lambda b, k: ("--variant", "test", "--random-init", "--no-verify-bundle"), "use them with --onnx"),
+        (lambda b, k: ("--onnx", b / FP32, "--no-verify-bundle", "--public-key", k), "cannot go with --no-verify"),
+        (lambda b, k: ("--onnx", b / FP32, "--output-dir", b.parent), "engines are added to the bundle holding"),
+    ],
+)
+@WITHOUT_TENSORRT
+def test_bundle_flag_mistakes_are_usage_errors(
+    device_copy: Path, tmp_path: Path, args: Callable[..., tuple], expected: str
+) -> None:
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    assert expected in error_line(invoke("build", *args(device_copy, tmp_path / "absent.pub")))
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+@WITHOUT_TENSORRT
+def test_on_device_build_beside_a_lone_onnx_writes_no_manifest(
+    deploy_bundle: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import convnext_export.pipeline.ondevice as ondevice
+
+    def beside(artifacts: list, *args: object, **kwargs: object) -> tuple[list, list, list]:
+        for artifact in artifacts:
+            artifact.path.with_name("convnext_custom.fp32.plan").write_bytes(b"engine")
+        return [], [], []
+
+    monkeypatch.setattr(ondevice, "engine_stage", beside)
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copy(deploy_bundle[0] / FP32, lone)
+    reply = invoke("build", "--onnx", lone / FP32)
+    assert reply.exit_code == 0, reply.output
+    assert "is not a bundle (no manifest.json): engines go beside the ONNX" in reply.stderr
+    assert sorted(p.name for p in lone.iterdir()) == ["convnext_custom.fp32.onnx", "convnext_custom.fp32.plan"]
+    assert "not a bundle" in error_line(invoke("build", "--onnx", lone / FP32, "--public-key", tmp_path / "k.pub"))
