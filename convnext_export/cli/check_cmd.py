@@ -1,7 +1,10 @@
-"""`check`: the accuracy gate for CI. Exit 0 pass, 1 regression (every failing figure listed), 2 usage error."""
+"""`check`: the accuracy gate for CI. Exit 0 pass, 1 regression (every failing figure listed), 2 usage error: a
+bad command line, dataset, labels file or baseline, an unwritable report, and eager PyTorch itself at chance or
+below --min-eager-top1 (the inputs are wrong, not the export). Only a regression exits 1."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -53,9 +56,26 @@ def check(
     ] = False,
     limit: Annotated[int | None, typer.Option(min=1, help="Use N images spread over the classes.")] = None,
     min_images: Annotated[int, typer.Option(min=1, help="Fewest images that can support a verdict.")] = 50,
+    min_eager_top1: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=100.0,
+            help="Eager's top-1 floor in percent: below it the dataset or labels are wrong (exit 2).",
+        ),
+    ] = None,
+    recompute_eager: Annotated[
+        bool,
+        typer.Option(
+            "--recompute-eager/--no-recompute-eager", help="Run eager PyTorch again instead of reading its cache."
+        ),
+    ] = False,
     batch_size: Annotated[
         int, typer.Option(min=1, help="The one batch size check runs at (accuracy and --latency).")
     ] = 32,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Threads preprocessing images while inference runs (default: cores).")
+    ] = None,
     json_out: JsonOutput = None,
     markdown: Markdown = None,
     junit: Junit = None,
@@ -65,11 +85,14 @@ def check(
     from convnext_export.evaluation.check.results import CheckThresholds
     from convnext_export.pipeline import api
 
-    thresholds = CheckThresholds(max_top1_drop, min_agreement, max_latency_regression, min_images)
+    thresholds = CheckThresholds(max_top1_drop, min_agreement, max_latency_regression, min_images, min_eager_top1)
     if dataset is None:
         raise InvalidOptionError("check needs --dataset DIR (labelled images: <dir>/<class>/<image>)")
     if update_baseline and baseline is None:
         raise InvalidOptionError("--update-baseline needs --baseline PATH (the file to write)")
+    outputs = {"--json": json_out, "--markdown": markdown, "--junit": junit}
+    for flag, target in (outputs | {"--baseline": baseline if update_baseline else None}).items():
+        _check_writable(flag, target)
     paths = [*(artifacts or ()), *(Path(p.strip()) for p in artifact_list.split(",") if p.strip())]
     result = api.check(
         dataset,
@@ -83,6 +106,8 @@ def check(
         variant=variant,
         weights=weights,
         baseline_optional=update_baseline,
+        recompute_eager=recompute_eager,
+        workers=workers,
     )
     _report(result, json_out, markdown, junit)
     if update_baseline:
@@ -91,7 +116,23 @@ def check(
         raise typer.Exit(1)
 
 
-def _write(text: str, target: Path | None) -> None:
+def _check_writable(flag: str, target: Path | None) -> None:
+    """A report or baseline path that cannot be written is a usage error before the run, not a traceback (and
+    exit 1, which CI reads as a regression) after it."""
+    from convnext_export.errors import InvalidOptionError
+
+    if target is None or str(target) == "-":
+        return
+    if target.is_dir():
+        raise InvalidOptionError(f"{flag} {target} is a directory: give a file path")
+    parent = next((p for p in target.absolute().parents if p.exists()), None)
+    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidOptionError(f"{flag} {target}: cannot write in {parent} (not a writable directory)")
+
+
+def _write(text: str, target: Path | None, flag: str) -> None:
+    from convnext_export.errors import ConvNeXtExportError
+
     if target is None:
         return
     if str(target) == "-":
@@ -99,19 +140,26 @@ def _write(text: str, target: Path | None) -> None:
         return
     from convnext_export._atomic import atomic_path
 
-    with atomic_path(target) as tmp:
-        tmp.write_text(text, "utf-8")
+    try:
+        with atomic_path(target) as tmp:
+            tmp.write_text(text, "utf-8")
+    except OSError as exc:
+        raise ConvNeXtExportError(f"cannot write {flag} {target}: {exc.strerror or exc}") from None
 
 
 def _report(result: CheckResult, json_out: Path | None, markdown: Path | None, junit: Path | None) -> None:
     """The table and verdict on stdout, then the report files (written on failure too: CI reads them then)."""
+    from convnext_export.errors import ConvNeXtExportError
     from convnext_export.evaluation.check.report import to_json, to_junit_xml, to_markdown
 
     if "-" not in (str(json_out), str(markdown), str(junit)):
         _print(result)
-    emit_json(to_json(result), json_out)
-    _write(to_markdown(result), markdown)
-    _write(to_junit_xml(result), junit)
+    try:
+        emit_json(to_json(result), json_out)
+    except OSError as exc:
+        raise ConvNeXtExportError(f"cannot write --json {json_out}: {exc.strerror or exc}") from None
+    _write(to_markdown(result), markdown, "--markdown")
+    _write(to_junit_xml(result), junit, "--junit")
 
 
 def _print(result: CheckResult) -> None:
@@ -160,5 +208,10 @@ def _update(result: CheckResult, baseline: Path) -> None:
     if not result.passed:
         typer.echo(f"baseline not written: {len(result.failures)} failing figure(s); fix them first", err=True)
         return
-    write_baseline(result, baseline)
+    try:
+        write_baseline(result, baseline)
+    except OSError as exc:
+        from convnext_export.errors import ConvNeXtExportError
+
+        raise ConvNeXtExportError(f"cannot write --baseline {baseline}: {exc.strerror or exc}") from None
     typer.echo(f"baseline written to {baseline} ({sum(not f.informational for f in result.figures)} figures)", err=True)

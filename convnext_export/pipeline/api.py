@@ -16,7 +16,7 @@ from convnext_export.contract import artifact_name, split_artifact_name
 from convnext_export.data.datasets import check_classes, load_dataset
 from convnext_export.data.preprocess import PreprocessConfig, eval_config
 from convnext_export.errors import InvalidOptionError
-from convnext_export.evaluation.check.baseline import check_baseline_dataset, load_baseline
+from convnext_export.evaluation.check.baseline import load_baseline
 from convnext_export.evaluation.check.gate import run_check
 from convnext_export.evaluation.check.results import CheckResult, CheckThresholds
 from convnext_export.evaluation.latency.report import system_info, write_reports
@@ -197,10 +197,17 @@ def check(
     variant: str | None = None,
     weights: str | None = None,
     baseline_optional: bool = False,
+    recompute_eager: bool = False,
+    workers: int | None = None,
 ) -> CheckResult:
     """Top-1/top-5 of eager PyTorch and every artifact on a labelled image folder, each against eager, the
     thresholds and a stored baseline (`baseline_optional`: a missing baseline file is no error, for
-    `--update-baseline` writing a first one)."""
+    `--update-baseline` writing a first one). Images stream through preprocessing (`workers` threads, default
+    one per available core) and inference in bounded memory; eager's predictions come from the on-disk cache
+    when this model, dataset and preprocessing were checked before (`recompute_eager` recomputes them).
+
+    Every mistake the files show is reported before any image is read: artifacts, dataset layout, labels,
+    class count, artifact input sizes, a baseline made on another dataset."""
     paths = [Path(p) for p in artifacts]
     missing = [os.fspath(p) for p in paths if not p.is_file()]
     if missing:
@@ -208,13 +215,23 @@ def check(
     metadata = artifact_metadata(paths[0]) if paths else None
     reference = _check_reference(metadata, variant, weights)
     data = load_dataset(dataset, _preprocess(metadata, reference), labels_file=labels, limit=limit)
-    check_classes(data, reference.config.num_classes, None if labels else _model_labels(metadata, reference))
+    check_classes(data, reference.config.num_classes, _model_labels(metadata, reference))
     previous = None
     if baseline is not None and (Path(baseline).exists() or not baseline_optional):
         previous = load_baseline(baseline)
-        check_baseline_dataset(previous, data, f"baseline {os.fspath(baseline)!r}")
     limits = thresholds or CheckThresholds()
-    return run_check(data, reference, paths, limits, previous, batch_size=batch_size, latency=latency)
+    return run_check(
+        data,
+        reference,
+        paths,
+        limits,
+        previous,
+        batch_size=batch_size,
+        latency=latency,
+        recompute_eager=recompute_eager,
+        workers=workers,
+        baseline_name=f"baseline {os.fspath(baseline)!r}" if baseline is not None else "the baseline",
+    )
 
 
 def require_batch_memory(paths: Sequence[Path], batch_sizes: Sequence[int]) -> None:

@@ -1,6 +1,7 @@
-"""`check`, the accuracy gate: the digits reference passes against the committed baseline, a damaged artifact
-fails with exit 1, the baseline works both ways and is written only when asked, reports parse, and bad
-datasets or baselines are one-line usage errors (exit 2)."""
+"""`check`, the accuracy gate: the digits reference passes against the committed baseline (streamed, with the same
+per-image record), a damaged artifact fails with exit 1, the baseline works both ways and is written only when
+asked, reports parse, a rerun reads eager from its cache, and bad datasets, labels, baselines, report paths and an
+eager model at chance or below its floor are one-line usage errors (exit 2), never the regression code."""
 
 from __future__ import annotations
 
@@ -131,6 +132,17 @@ def test_digits_artifacts_pass_against_the_committed_baseline(gate: tuple) -> No
     assert {g["metric"] for g in report["gates"] if g["figure"] == ARTIFACTS[2]} >= {"qdq_rules", "agreement"}
     assert set(report["system"]) == {"isa", "onnxruntime"}
     assert not any("not in the baseline" in note for note in report["notes"])  # every figure was compared
+
+
+def test_streamed_eager_gets_the_same_images_right_as_the_committed_baseline(bundle: Path, tmp_path: Path) -> None:
+    """The baseline was written when check held the whole set in memory: streaming changes no image's verdict."""
+    target = tmp_path / "now.json"
+    result = _check(bundle / ARTIFACTS[0], "--dataset", TEST_SET, "--baseline", target, "--update-baseline")
+    assert result.exit_code == 0, result.output
+    now, committed = json.loads(target.read_text()), json.loads(BASELINE.read_text())
+    assert now["dataset"]["sha256"] == committed["dataset"]["sha256"]
+    for name in ("eager", ARTIFACTS[0]):
+        assert now["figures"][name]["correct"] == committed["figures"][name]["correct"], name
 
 
 def test_markdown_has_the_table(gate: tuple) -> None:
@@ -304,7 +316,8 @@ def test_class_count_other_than_the_model_is_a_usage_error(tmp_path: Path) -> No
 def test_unreadable_image_is_named(tmp_path: Path) -> None:
     root = _layout(tmp_path, {str(d): 1 for d in range(10)})
     (root / "3" / "broken.png").write_bytes(b"not a png")
-    assert "broken.png" in _one_line_error(_check("--dataset", root, "--weights", WEIGHTS))
+    line = _one_line_error(_check("--dataset", root, "--weights", WEIGHTS, "--min-images", 1))
+    assert "broken.png" in line and "cannot read image" in line
 
 
 def test_baseline_for_another_dataset_is_a_usage_error(bundle: Path) -> None:
@@ -319,3 +332,91 @@ def test_the_old_comma_separated_artifacts_flag_still_names_files(tmp_path: Path
     positional = _one_line_error(_check(*missing, "--dataset", TEST_SET))
     alias = _one_line_error(_check("--dataset", TEST_SET, "--artifacts", ",".join(map(str, missing))))
     assert positional == alias and str(missing[0]) in alias
+
+
+def test_report_paths_that_are_directories_are_refused_before_the_run(tmp_path: Path) -> None:
+    for flag in ("--json", "--markdown", "--junit"):
+        line = _one_line_error(_check("--dataset", tmp_path / "nowhere", "--weights", WEIGHTS, flag, tmp_path))
+        assert f"{flag} {tmp_path} is a directory" in line  # before the dataset is even looked at
+
+
+# --- eager's cache ------------------------------------------------------------------------------------------
+
+
+def test_a_rerun_reads_eager_from_the_cache_unless_told_not_to(bundle: Path, tmp_path: Path) -> None:
+    def run(*extra: object) -> dict:
+        out = tmp_path / "check.json"
+        result = _check(bundle / ARTIFACTS[0], "--dataset", TEST_SET, "--json", out, *extra)
+        assert result.exit_code == 0, result.output
+        return json.loads(out.read_text())
+
+    first, second, forced = run(), run(), run("--recompute-eager")
+    assert not first["eager_cache"]["hit"] and second["eager_cache"]["hit"] and not forced["eager_cache"]["hit"]
+    assert first["eager_cache"]["path"] == second["eager_cache"]["path"] == forced["eager_cache"]["path"]
+    assert any("--recompute-eager" in note for note in second["notes"])
+    assert [f["top1"] for f in first["figures"]] == [f["top1"] for f in second["figures"]]
+
+
+# --- inputs that would fool the gate: exit 2, before any artifact is judged --------------------------------
+
+
+def _relabelled(tmp_path: Path, folder_of: dict[str, str]) -> Path:
+    """The digits test set with the images of class folder d moved to folder_of[d] (a wrongly sorted dataset)."""
+    root = tmp_path / "relabelled"
+    for digit in sorted(p.name for p in TEST_SET.iterdir()):
+        shutil.copytree(TEST_SET / digit, root / folder_of.get(digit, digit), dirs_exist_ok=True)
+    return root
+
+
+def test_a_dataset_whose_folders_hold_other_classes_fails_at_chance(bundle: Path, tmp_path: Path) -> None:
+    """Every folder holds the next digit's images: eager gets none right. Artifacts agreeing with eager would
+    pass, so check stops at eager with a usage error, never exit 0 nor the regression code."""
+    root = _relabelled(tmp_path, {str(d): str((d + 1) % 10) for d in range(10)})
+    line = _one_line_error(_check(bundle / ARTIFACTS[0], "--dataset", root))
+    assert (
+        "eager PyTorch top-1 is 0.00% (0 of 360 images" in line and "not above chance (10.00% for 10 classes)" in line
+    )
+    assert "the dataset or its labels are wrong, not the export" in line
+
+
+def test_a_labels_file_that_does_not_fit_the_images_fails_at_chance(bundle: Path, tmp_path: Path) -> None:
+    """Folders named by other names than the model's labels: the names decide nothing, the images do."""
+    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    root = _relabelled(tmp_path, {str(d): names[d] for d in range(10)})
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(reversed(names)) + "\n")  # the right names, in the wrong order
+    line = _one_line_error(_check(bundle / ARTIFACTS[0], "--dataset", root, "--labels", labels))
+    assert "not above chance" in line and "--labels lists the model's labels in class order" in line
+    labels.write_text("\n".join(names) + "\n")
+    assert _check(bundle / ARTIFACTS[0], "--dataset", root, "--labels", labels).exit_code == 0
+
+
+def test_the_models_labels_in_another_order_are_refused_before_any_image(bundle: Path, tmp_path: Path) -> None:
+    labels = tmp_path / "labels.txt"
+    labels.write_text("1\n0\n2\n3\n4\n5\n6\n7\n8\n9\n")  # the issue's 0%-top-1 pass, two classes swapped
+    line = _one_line_error(_check(bundle / ARTIFACTS[0], "--dataset", TEST_SET, "--labels", labels))
+    assert "lists the model's labels in another order (class 0 is '1' here and '0' in the model)" in line
+
+
+def test_eager_below_the_users_floor_is_a_usage_error(bundle: Path, tmp_path: Path) -> None:
+    """Two folders swapped: eager scores about 80%, well above chance; only a floor (or a baseline) sees it."""
+    root = _relabelled(tmp_path, {"0": "1", "1": "0"})
+    assert _check(bundle / ARTIFACTS[0], "--dataset", root).exit_code == 0
+    line = _one_line_error(_check(bundle / ARTIFACTS[0], "--dataset", root, "--min-eager-top1", 95))
+    assert "below --min-eager-top1 95.00%" in line and "wrong, not the export" in line
+    assert _check(bundle / ARTIFACTS[0], "--dataset", TEST_SET, "--min-eager-top1", 98).exit_code == 0  # 98.89%
+
+
+def test_an_artifact_of_another_input_size_is_refused_before_any_image(bundle: Path, tmp_path: Path) -> None:
+    """Every image of this dataset is broken: reading any would be the error. The size mismatch comes first."""
+    root = tmp_path / "broken"
+    for digit in range(10):
+        (root / str(digit)).mkdir(parents=True)
+        for i in range(5):
+            (root / str(digit) / f"{i}.png").write_bytes(b"not a png")
+    wide = onnx.load(bundle / ARTIFACTS[0])
+    for dim in wide.graph.input[0].type.tensor_type.shape.dim[2:]:
+        dim.dim_value = 64
+    onnx.save(wide, tmp_path / "wide.fp32.onnx")
+    line = _one_line_error(_check(bundle / ARTIFACTS[0], tmp_path / "wide.fp32.onnx", "--dataset", root))
+    assert "wide.fp32.onnx takes 3x64x64 input, the dataset is preprocessed to 3x32x32" in line

@@ -15,6 +15,7 @@ def to_json(result: CheckResult) -> dict:
         "thresholds": asdict(result.thresholds),
         "batch_size": result.batch_size,
         "system": result.system,
+        "eager_cache": result.eager_cache,
         "figures": [{k: v for k, v in asdict(f).items() if k != "correct"} for f in result.figures],
         "gates": [asdict(g) for g in result.gates],
         "failures": result.failures,

@@ -31,6 +31,29 @@ class BaselineError(ConvNeXtExportError):
     """A baseline file that is missing, unreadable, or made on another dataset."""
 
 
+class ReferenceAccuracyError(ConvNeXtExportError):
+    """Eager PyTorch itself scores at chance or below the user's floor on the dataset: the inputs (images,
+    labels, weights) are wrong, not the export. A usage error (exit 2), never the regression code: comparing
+    artifacts against a reference that does not know the labels would pass anything."""
+
+
+TOP_K = 5  # top-5 accuracy; k = min(5, classes) on small heads
+
+
+@dataclass
+class Predictions:
+    """What a runner predicted for each image, all check keeps of its outputs: never inputs or logits."""
+
+    top1: np.ndarray  # (N,) int32 class index
+    topk: np.ndarray  # (N, k) int32, the k highest classes (unordered)
+    seconds: float = 0.0
+
+    def scores(self, targets: np.ndarray) -> Scores:
+        top1 = (self.top1 == targets).mean()
+        top5 = (self.topk == targets[:, None]).any(1).mean()
+        return Scores(round(100 * float(top1), 4), round(100 * float(top5), 4), self.top1, self.seconds)
+
+
 @dataclass
 class Scores:
     top1: float  # percent
@@ -52,6 +75,7 @@ class CheckThresholds:
     min_agreement: float = 0.99  # top-1 agreement with eager, a fraction
     max_latency_regression: float = 0.10  # fraction over the baseline's latency (when both were measured)
     min_images: int = 50  # fewer images than this cannot support a verdict
+    min_eager_top1: float | None = None  # percent: eager must reach it (judged by its Wilson interval's high end)
 
     def __post_init__(self) -> None:
         if not self.max_top1_drop >= 0 or not self.max_latency_regression >= 0:
@@ -60,6 +84,8 @@ class CheckThresholds:
             raise InvalidOptionError(f"min-agreement is a fraction in [0, 1], got {self.min_agreement}")
         if self.min_images < 1:
             raise InvalidOptionError(f"min-images must be a positive integer, got {self.min_images}")
+        if self.min_eager_top1 is not None and not 0 <= self.min_eager_top1 <= 100:
+            raise InvalidOptionError(f"min-eager-top1 is a percentage in [0, 100], got {self.min_eager_top1}")
 
 
 @dataclass
@@ -99,6 +125,7 @@ class CheckResult:
     gates: list[Gate] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     system: dict = field(default_factory=dict)  # ISA class and onnxruntime version of this run
+    eager_cache: dict = field(default_factory=dict)  # path, hit: where eager's predictions came from
 
     @property
     def failures(self) -> list[str]:
