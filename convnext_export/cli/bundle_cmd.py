@@ -9,7 +9,7 @@ import typer
 
 from convnext_export.cli._console import stdout_console
 from convnext_export.cli._errors import report_user_errors
-from convnext_export.cli.options import MaxBatch, MinBatch, OptBatch, OutputDir
+from convnext_export.cli.options import OutputDir
 
 bundle_app = typer.Typer(help="Deploy bundles: verify the files of a build directory.", no_args_is_help=True)
 
@@ -40,28 +40,23 @@ def verify(directory: Annotated[Path, typer.Argument(help="The build directory (
 def triton(
     directory: Annotated[Path, typer.Argument(help="The build directory (ONNX files, and engines once built).")],
     output_dir: OutputDir = None,
-    min_batch: MinBatch = 1,
-    opt_batch: OptBatch = 1,
-    max_batch: MaxBatch = 8,
     link: Annotated[
         bool, typer.Option("--link/--no-link", help="Hard-link the model files where possible (else copy them).")
     ] = True,
 ) -> None:
     """Write a Triton model repository: the FP32 ONNX (ONNX Runtime) and every engine built in the bundle (TensorRT).
 
-    The batch options are the engine profile the bundle was built with; an engine's sidecar, where it has one,
-    gives its own. Run it where Triton serves, after build_engine.sh: engines are tied to that GPU and TensorRT.
+    Batch sizes: each engine's own profile (its sidecar), else the build options the bundle's manifest records. Run
+    it where Triton serves, after build_engine.sh: an engine runs only with the GPU and TensorRT that built it.
     """
     from rich.markup import escape
 
     from convnext_export.errors import InvalidOptionError
     from convnext_export.pipeline.triton import write_model_repository
-    from convnext_export.trt.settings import EngineSettings
 
     if output_dir is None:
         raise InvalidOptionError("bundle triton needs --output-dir: the folder of the Triton model repository")
-    settings = EngineSettings(min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch)
-    repository = write_model_repository(directory, output_dir, settings, link=link)
+    repository = write_model_repository(directory, output_dir, link=link)
     console = stdout_console()
     for model in repository.models:
         console.print(escape(f"{model.name} ({model.platform}): {model.config} and {model.model_file}"))

@@ -8,6 +8,7 @@ from the build that made it: the same functions run on a device after `build_eng
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from convnext_export.contract import (
 )
 from convnext_export.errors import ConvNeXtExportError
 from convnext_export.export.metadata import load_onnx, read_metadata
+from convnext_export.pipeline.config import DEFAULTS, MANIFEST_SECTION, read_manifest_options
+from convnext_export.pipeline.manifest import MANIFEST_NAME
 from convnext_export.trt.errors import EngineMetaError
 from convnext_export.trt.settings import DEFAULT_SETTINGS, EngineSettings
 from convnext_export.trt.sidecar import read_sidecar
@@ -87,8 +90,8 @@ class Deployable:
 def bundle_deployables(bundle: str | os.PathLike[str], settings: EngineSettings | None = None) -> list[Deployable]:
     """Every ONNX artifact of the bundle in contract order (fp32, fp16, int8-trt, int8-cpu).
 
-    `settings` are the engine build options of the bundle (the build's, default EngineSettings()); they give the
-    batch range where neither the engine's sidecar nor a fixed ONNX batch does.
+    `settings` are the engine build options of the bundle (default: what its manifest records, else
+    EngineSettings()); they give the batch range where neither the engine's sidecar nor a fixed ONNX batch does.
     """
     bundle = Path(bundle)
     if not bundle.is_dir():
@@ -103,7 +106,27 @@ def bundle_deployables(bundle: str | os.PathLike[str], settings: EngineSettings 
     stems = {split_artifact_name(p.name)[0] for paths in found.values() for p in paths}
     if len(stems) > 1:
         raise DeployError(f"{bundle} holds artifacts of several models ({', '.join(sorted(stems))}): one per bundle")
-    return [_deployable(found[p][0], p, settings or DEFAULT_SETTINGS) for p in ONNX_PRECISIONS if p in found]
+    settings = settings or recorded_settings(bundle) or DEFAULT_SETTINGS
+    return [_deployable(found[p][0], p, settings) for p in ONNX_PRECISIONS if p in found]
+
+
+def recorded_settings(bundle: str | os.PathLike[str]) -> EngineSettings | None:
+    """The engine options the bundle was built with (its manifest's build options), None where it records none.
+
+    Only what the deployment files depend on: the profile's batch range and TF32 (which verdict row an FP32
+    engine is judged by)."""
+    path = Path(bundle) / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DeployError(f"{path} is not a readable JSON manifest: {' '.join(str(exc).split())[:120]}") from None
+    if not isinstance(manifest, dict) or MANIFEST_SECTION not in manifest:
+        return None  # made by a toolkit that did not record its build options
+    options = {**DEFAULTS, **read_manifest_options(path)}
+    names = ("min_batch", "opt_batch", "max_batch", "tf32")
+    return EngineSettings(**{name: options[name] for name in names})
 
 
 def bundle_metadata(deployables: list[Deployable]) -> ArtifactMetadata:

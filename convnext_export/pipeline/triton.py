@@ -82,7 +82,8 @@ def write_model_repository(
 ) -> TritonRepository:
     """Write the Triton models of `bundle` under `output_dir`; `link` hard-links the model files where the file
     system allows (a plan or ONNX is hundreds of MB), else copies them. `settings`: the engine build options the
-    bundle was built with, for engines without a sidecar (built with trtexec) and the ONNX model."""
+    bundle was built with (default: what its manifest records), for the ONNX model and for engines without a
+    sidecar (built with trtexec)."""
     bundle, root = Path(bundle), Path(output_dir)
     deployables = bundle_deployables(bundle, settings)
     labels = _labels(bundle)
