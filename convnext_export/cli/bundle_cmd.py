@@ -62,4 +62,5 @@ def triton(
         console.print(escape(f"{model.name} ({model.platform}): {model.config} and {model.model_file}"))
     for skipped in repository.skipped:
         console.print(f"[yellow]{escape('skipped ' + skipped)}[/]")
-    console.print(escape(f"Triton model repository {output_dir}: {len(repository.models)} models"))
+    count = len(repository.models)
+    console.print(escape(f"Triton model repository {output_dir}: {count} model{'' if count == 1 else 's'}"))

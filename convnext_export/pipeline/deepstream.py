@@ -43,7 +43,8 @@ NETWORK_MODE = {"fp32": 0, "int8": 1, "fp16": 2}  # NvDsInferNetworkMode
 SCALING_FILTER = {"nearest": 0, "bilinear": 1, "bicubic": 2, "lanczos": 4}
 
 
-FOLDED_FLAG = "normalization_folded"  # preprocessing metadata: the model takes 0-255 RGB (normalisation folded)
+# preprocessing metadata of an export with --fold-normalization: the network normalises its own input, 0-255 RGB
+FOLDED_FLAG = "normalization_folded"
 
 
 PIXEL_MAX = 255.0
@@ -70,7 +71,7 @@ class Normalization:
         errors = ", ".join(f"{e:+.2%}" for e in self.channel_errors)
         return (
             f"APPROXIMATE: nvinfer has one scale for all channels, so the per-channel std is replaced by one value "
-            f"(per-channel scale error {errors}); fold the normalisation into the model for an exact configuration"
+            f"(per-channel scale error {errors}); export with --fold-normalization for an exact configuration"
         )
 
 

@@ -251,7 +251,8 @@ def _how(thresholds: Thresholds) -> str:
     if not thresholds.statistical:
         return (
             f"row {thresholds.row}: every element within max_abs_rel {thresholds.max_abs_rel:g} of the eager output's "
-            f"range, every sample's cosine >= {thresholds.min_cosine:g}, as the build judges it"
+            f"range and every sample's cosine >= {thresholds.min_cosine:g}, as the build bounds them (its decisive "
+            "top-k agreement has no Polygraphy form)"
         )
     return (
         f"row {thresholds.row} judges shares of >= {thresholds.min_samples} images; here every reference sample must "
