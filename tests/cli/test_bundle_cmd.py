@@ -20,6 +20,7 @@ from click.testing import Result
 from convnext_export.pipeline.bundle import verify_bundle
 from convnext_export.pipeline.manifest import MANIFEST_NAME, SIGNATURE_NAME, record_artifact
 from tests.cli._helpers import WITHOUT_TENSORRT, error_line, invoke
+from tests.pipeline._helpers import fake_engine, parse_model_config, sidecar
 
 pytestmark = WITHOUT_TENSORRT
 
@@ -213,3 +214,35 @@ def test_key_mistakes_are_usage_errors(
         "bundle_ed25519",
         "bundle_ed25519.pub",
     ]
+
+
+# --- bundle triton --------------------------------------------------------------------------------------------
+
+
+def test_triton_writes_a_repository_that_triton_s_schema_parses(deploy_bundle: tuple, tmp_path: Path) -> None:
+    copy = tmp_path / "bundle"
+    shutil.copytree(deploy_bundle[0], copy)
+    fake_engine(copy, "fp16", sidecar(1, 4, 16))  # as build_engine.sh leaves it on the device
+    manifest = json.loads((copy / "manifest.json").read_text())
+    assert manifest["build"]["max-batch"] == 8
+    result = invoke("bundle", "triton", copy, "--output-dir", tmp_path / "repo")
+    assert result.exit_code == 0, result.output
+    assert "convnext_custom_onnx (onnxruntime_onnx)" in result.stdout
+    assert "convnext_custom_fp16_trt (tensorrt_plan)" in result.stdout
+    assert "skipped convnext_custom.fp32.plan" in result.stdout and "2 models" in result.stdout
+    onnx_config = parse_model_config(tmp_path / "repo" / "convnext_custom_onnx" / "config.pbtxt")
+    plan_config = parse_model_config(tmp_path / "repo" / "convnext_custom_fp16_trt" / "config.pbtxt")
+    assert onnx_config.max_batch_size == 8  # the build's profile (its manifest), where no sidecar says otherwise
+    assert plan_config.max_batch_size == 16  # the engine's own profile
+    assert (tmp_path / "repo" / "convnext_custom_fp16_trt" / "1" / "model.plan").is_file()
+
+
+def test_triton_needs_an_output_dir_and_a_bundle(deploy_bundle: tuple, tmp_path: Path) -> None:
+    assert "needs --output-dir" in error_line(invoke("bundle", "triton", deploy_bundle[0]))
+    assert "no ONNX artifact" in error_line(invoke("bundle", "triton", tmp_path, "--output-dir", tmp_path / "repo"))
+    copy = tmp_path / "bundle"
+    shutil.copytree(deploy_bundle[0], copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["build"]["min-batch"] = 16  # above its max-batch, 8
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    assert "1 <= min <= opt <= max" in error_line(invoke("bundle", "triton", copy, "--output-dir", tmp_path / "repo"))

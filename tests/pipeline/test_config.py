@@ -22,7 +22,14 @@ from convnext_export.pipeline.config import (
 from tests._paths import DIGITS
 from tests.cli._helpers import error_line, invoke
 
-DEVICE_ONLY = {"ctx", "onnx", "verify_bundle", "public_key", "config", "from_manifest"}  # build's parameters that are not build options
+DEVICE_ONLY = {
+    "ctx",
+    "onnx",
+    "verify_bundle",
+    "public_key",
+    "config",
+    "from_manifest",
+}  # build's parameters that are not build options
 
 
 def _build_parameters() -> dict[str, object]:
