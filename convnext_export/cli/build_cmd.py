@@ -226,6 +226,9 @@ def print_summary(result: BuildResult) -> None:
         table.add_row(engine.precision, f"{escape(str(engine.path))} -> {state}")
     for artifact, rows in _latency_by_artifact(result.latency).items():
         table.add_row("latency", escape(f"{artifact}: " + ", ".join(rows)))
+    if result.deploy_files:
+        names = ", ".join(path.name for path, _ in result.deploy_files)
+        table.add_row("deploy", escape(f"{names} (docs/deploy.md; `bundle triton` for a Triton repository)"))
     table.add_row("manifest", escape(str(result.manifest_path)))
     stdout_console().print(table)
 

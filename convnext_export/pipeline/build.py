@@ -27,6 +27,7 @@ from convnext_export.pipeline.bundle import (
     write_labels,
 )
 from convnext_export.pipeline.config import options_from_request
+from convnext_export.pipeline.deploy import write_deploy_files
 from convnext_export.pipeline.inputs import evaluation_data, require_enough_images
 from convnext_export.pipeline.manifest import MANIFEST_NAME, record_artifact, write_manifest
 from convnext_export.pipeline.request import DEFAULT_ARTIFACTS, REPORT_NAME, BuildRequest, Progress
@@ -97,6 +98,8 @@ def _build_into(out: Path, model: nn.Module, request: BuildRequest, step: Progre
         engines, skipped, recipes = engine_stage(
             artifacts, eager, evaluation, settings, request.batch_sizes, step, request.trt_version
         )
+        step("writing deployment files: DeepStream configurations, Polygraphy references")
+        deploy = write_deploy_files(out, settings, eager, evaluation)
     result = BuildResult(
         out,
         artifacts,
@@ -107,6 +110,8 @@ def _build_into(out: Path, model: nn.Module, request: BuildRequest, step: Progre
         engines,
         skipped,
         evaluation=evaluation.description,
+        deploy_files=deploy.records,
+        deploy_notes=deploy.notes,
     )
     if request.profile:
         step("profiling every artifact (ONNX Runtime CPU; TensorRT for engines)")
@@ -122,6 +127,7 @@ def moved_result(result: BuildResult, old: Path, new: Path) -> BuildResult:
     result.output_dir = new
     result.manifest_path = new / MANIFEST_NAME
     result.latency_files = [moved(p, old, new) for p in result.latency_files]
+    result.deploy_files = [(moved(p, old, new), stage) for p, stage in result.deploy_files]
     result.latency = moved(result.latency, old, new)
     return result
 
@@ -146,6 +152,7 @@ def write_bundle(result: BuildResult, recipes: list, request: BuildRequest) -> N
         (write_build_script(out, recipes), "script"),
     ]
     extras += [(path, "profile") for path in result.latency_files]
+    extras += result.deploy_files
     records += [record_artifact(out, path, stage) for path, stage in extras if path is not None]
     validation = {a.precision: a.validation.passed for a in [*result.artifacts, *result.engines] if a.validation}
     skipped = [vars(s) for s in result.skipped_engines]
@@ -178,6 +185,7 @@ def write_report(out: Path, result: BuildResult, request: BuildRequest) -> Path:
         ],
         "engines_skipped": [vars(s) for s in result.skipped_engines],
         "latency": result.latency,
+        "deploy": {"files": [path.name for path, _ in result.deploy_files], "notes": result.deploy_notes},
     }
     target = out / REPORT_NAME
     with atomic_path(target) as tmp:

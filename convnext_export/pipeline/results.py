@@ -35,6 +35,8 @@ class BuildResult:
     latency: list[dict] = field(default_factory=list)  # per artifact, backend and batch: median/p90/p99 ms
     latency_files: list[Path] = field(default_factory=list)
     evaluation: dict = field(default_factory=dict)  # what the real-image verdicts were judged on
+    deploy_files: list[tuple[Path, str]] = field(default_factory=list)  # (file, manifest stage): pipeline.deploy
+    deploy_notes: list[str] = field(default_factory=list)  # what the deployment files need on the device
 
     def artifact(self, precision: str) -> ArtifactResult:
         return next(a for a in [*self.artifacts, *self.engines] if a.precision == precision)

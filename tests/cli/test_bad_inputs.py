@@ -219,6 +219,29 @@ CASES = [
     _c("build-config-missing", lambda i: [*_build(i), "--config", i.root / "none.toml"], "none.toml"),
     _c("build-config-and-manifest", lambda i: [*_build(i), "--config", i.text, "--from-manifest", i.text], "exclude"),
     _c("build-onnx-foreign", lambda i: ["build", "--onnx", i.foreign], "no convnext-export metadata"),
+    # --- check ----------------------------------------------------------------------------------------------------
+    _c("check-no-dataset", lambda i: ["check", i.fp32], "--dataset"),
+    _c("check-dataset-missing", lambda i: ["check", i.fp32, "--dataset", i.root / "nowhere"], "nowhere"),
+    _c("check-dataset-empty", lambda i: ["check", i.fp32, "--dataset", i.empty_dir], "empty"),
+    _c("check-artifact-missing", lambda i: ["check", i.root / "none.onnx", "--dataset", TEST_SET], "none.onnx"),
+    _c("check-artifact-garbage", lambda i: ["check", i.garbage, "--dataset", TEST_SET], "not a valid ONNX model"),
+    _c("check-labels-missing", lambda i: [*_check(i), "--labels", i.root / "none.txt"], "none.txt"),
+    _c("check-agreement-above-one", lambda i: [*_check(i), "--min-agreement", "2"], "--min-agreement"),
+    _c("check-baseline-folder", lambda i: [*_check(i), "--baseline", i.out, "--update-baseline"], "directory"),
+    _c("check-baseline-not-json", lambda i: [*_check(i), "--baseline", i.text], "notes.png"),
+    # --- bundle ---------------------------------------------------------------------------------------------------
+    _c("bundle-verify-missing", lambda i: ["bundle", "verify", i.root / "nowhere"], "nowhere"),
+    _c("bundle-verify-not-a-bundle", lambda i: ["bundle", "verify", i.empty_dir], "manifest"),
+    _c(
+        "bundle-verify-key-missing",
+        lambda i: ["bundle", "verify", i.empty_dir, "--public-key", i.root / "k.pub"],
+        "k.pub",
+    ),
+    _c("bundle-sign-key-missing", lambda i: ["bundle", "sign", i.empty_dir, "--key", i.root / "key"], "key"),
+    _c("bundle-sign-key-is-text", lambda i: ["bundle", "sign", i.empty_dir, "--key", i.text], "notes.png"),
+    _c("bundle-keygen-dir-is-file", lambda i: ["bundle", "keygen", "--output-dir", i.fp32], "fp32"),
+    _c("bundle-triton-no-output-dir", lambda i: ["bundle", "triton", i.empty_dir], "needs --output-dir"),
+    _c("bundle-triton-no-onnx", lambda i: ["bundle", "triton", i.empty_dir, "--output-dir", i.out / "r"], "no ONNX"),
     _c(
         "build-image-beyond-memory",
         lambda i: ["build", "--variant", "tiny", "--random-init", "--image-size", "2048", "--output-dir", i.out],
@@ -235,6 +258,10 @@ def _export(i: Inputs) -> list[object]:
 
 def _quantize(i: Inputs) -> list[object]:
     return ["quantize", i.fp32, "-o", i.out / "q.onnx"]
+
+
+def _check(i: Inputs) -> list[object]:
+    return ["check", i.fp32, "--dataset", TEST_SET]
 
 
 def _profile(i: Inputs) -> list[object]:

@@ -36,6 +36,10 @@ def test_build_writes_onnx_report_and_manifest(built: Path) -> None:
         "report.json",
         "labels.txt",
         "build_engine.sh",
+        "deepstream_labels.txt",
+        "deepstream_nvinfer.fp32.txt",
+        "polygraphy_eager_outputs.json",
+        "polygraphy_inputs.json",
         "latency.json",
         "latency.csv",
         "latency.png",
@@ -48,11 +52,15 @@ def test_build_writes_onnx_report_and_manifest(built: Path) -> None:
     assert sorted(p.name for p in built.iterdir()) == [
         "build_engine.sh",
         "convnext_test.fp32.onnx",
+        "deepstream_labels.txt",
+        "deepstream_nvinfer.fp32.txt",
         "labels.txt",
         "latency.csv",
         "latency.json",
         "latency.png",
         "manifest.json",
+        "polygraphy_eager_outputs.json",
+        "polygraphy_inputs.json",
         "report.json",
     ]
 
@@ -120,11 +128,17 @@ def test_build_completes_every_cpu_stage_and_exits_0(deploy_bundle: tuple) -> No
         "convnext_custom.fp32.onnx",
         "convnext_custom.int8-cpu.onnx",
         "convnext_custom.int8-trt.onnx",
+        "deepstream_labels.txt",
+        "deepstream_nvinfer.fp16.txt",
+        "deepstream_nvinfer.fp32.txt",
+        "deepstream_nvinfer.int8.txt",
         "labels.txt",
         "latency.csv",
         "latency.json",
         "latency.png",
         "manifest.json",
+        "polygraphy_eager_outputs.json",
+        "polygraphy_inputs.json",
         "report.json",
     ]
 
@@ -316,11 +330,17 @@ def test_build_makes_every_precision_and_validates_each(tmp_path: Path) -> None:
         "convnext_custom.fp32.onnx",
         "convnext_custom.int8-cpu.onnx",
         "convnext_custom.int8-trt.onnx",
+        "deepstream_labels.txt",
+        "deepstream_nvinfer.fp16.txt",
+        "deepstream_nvinfer.fp32.txt",
+        "deepstream_nvinfer.int8.txt",
         "labels.txt",
         "latency.csv",
         "latency.json",
         "latency.png",
         "manifest.json",
+        "polygraphy_eager_outputs.json",
+        "polygraphy_inputs.json",
         "report.json",
     ]
     import json
@@ -466,7 +486,7 @@ def test_on_device_engines_join_the_manifest_and_the_old_signature_goes(
     manifest = json.loads((device_copy / "manifest.json").read_text())
     engines = {r["path"]: r for r in manifest["artifacts"] if r["stage"].startswith("engine")}
     assert set(engines) == {f"convnext_custom.{p}.plan{s}" for p in ("fp32", "fp16") for s in ("", ".json")}
-    assert manifest["device_build"]["verification"] == "passed (11 files)"
+    assert manifest["device_build"]["verification"] == "passed (17 files)"
     assert manifest["device_build"]["signature"].startswith("verified with key SHA256:")
     assert manifest["device_build"]["previous_signature_removed"] is True
     assert "model" in manifest and invoke("bundle", "verify", device_copy).exit_code == 0

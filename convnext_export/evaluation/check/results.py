@@ -79,13 +79,13 @@ class CheckThresholds:
 
     def __post_init__(self) -> None:
         if not self.max_top1_drop >= 0 or not self.max_latency_regression >= 0:
-            raise InvalidOptionError("max-top1-drop and max-latency-regression must be >= 0")
+            raise InvalidOptionError("--max-top1-drop and --max-latency-regression must be >= 0")
         if not 0 <= self.min_agreement <= 1:
-            raise InvalidOptionError(f"min-agreement is a fraction in [0, 1], got {self.min_agreement}")
+            raise InvalidOptionError(f"--min-agreement is a fraction in [0, 1], got {self.min_agreement}")
         if self.min_images < 1:
-            raise InvalidOptionError(f"min-images must be a positive integer, got {self.min_images}")
+            raise InvalidOptionError(f"--min-images must be a positive integer, got {self.min_images}")
         if self.min_eager_top1 is not None and not 0 <= self.min_eager_top1 <= 100:
-            raise InvalidOptionError(f"min-eager-top1 is a percentage in [0, 100], got {self.min_eager_top1}")
+            raise InvalidOptionError(f"--min-eager-top1 is a percentage in [0, 100], got {self.min_eager_top1}")
 
 
 @dataclass
