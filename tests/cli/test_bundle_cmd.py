@@ -33,7 +33,7 @@ def test_manifest_covers_every_file_and_verifies(deploy_bundle: tuple) -> None:
     assert listed == {p.name for p in out.iterdir()} - {"manifest.json"}
     assert verify_bundle(out).ok
     result = invoke("bundle", "verify", out)
-    assert result.exit_code == 0 and "all 11 files match" in result.stdout and "not signed" in result.stdout
+    assert result.exit_code == 0 and "all 17 files match" in result.stdout and "not signed" in result.stdout
 
 
 @pytest.fixture
