@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
-import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,7 +26,6 @@ from convnext_export.errors import ConvNeXtExportError, ImageError, InvalidOptio
 
 T = TypeVar("T")
 R = TypeVar("R")
-WORKER_NICENESS = 10  # preprocessing threads run this much nicer than the inference they feed
 
 
 class DatasetError(ConvNeXtExportError):
@@ -116,7 +113,7 @@ class BatchStream:
         return -(-len(self.files) // self.batch_size)
 
     def _fill(self, batch: np.ndarray, row: int, path: Path) -> None:
-        batch[row] = preprocess_image(path, self.config)
+        preprocess_image(path, self.config, out=batch[row])
 
     def _submit(self, pool: ThreadPoolExecutor, start: int) -> tuple[np.ndarray, list[Future]]:
         paths = self.files[start : start + self.batch_size]
@@ -128,9 +125,7 @@ class BatchStream:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         starts = iter(range(0, len(self.files), self.batch_size))
-        pool = ThreadPoolExecutor(
-            self.workers, thread_name_prefix="convnext-preprocess", initializer=yield_to_inference
-        )
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="convnext-preprocess")
         pending: deque[tuple[np.ndarray, list[Future]]] = deque()
         try:
             for start in starts:
@@ -150,21 +145,6 @@ class BatchStream:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             self.live = 0
-
-
-def yield_to_inference() -> None:
-    """Lower this worker thread's scheduling priority (Linux: nice is per thread) so preprocessing fills the CPU
-    time inference leaves idle instead of preempting its threads. An inference thread preempted in the middle of
-    a parallel operator stalls all the others until it runs again: on 2 cores, preprocessing threads at the same
-    priority cost the ONNX Runtime pass far more than the CPU time they use. When preprocessing falls behind,
-    inference waits, its threads sleep and the workers get the cores anyway, so they are never starved."""
-    if not sys.platform.startswith("linux"):  # elsewhere PRIO_PROCESS with a thread id is not per thread
-        return
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + WORKER_NICENESS))
-    except (OSError, AttributeError):  # a sandbox without setpriority: same priority, still correct
-        pass
 
 
 def _image_result(future: Future) -> None:

@@ -3,7 +3,7 @@
 DeepStream's nvinfer normalises with one scale factor and per-channel offsets, y = net-scale-factor * (x - offset[c]),
 which cannot express ImageNet's per-channel std. `--fold-normalization` exports a network that takes float RGB in
 0-255 and normalises itself: `NormalizedInput` computes (x / 255 - mean) / std in front of the network, in the
-operation order and float32 arithmetic of data.preprocess.normalize_pixels, so that
+operation order and float32 arithmetic of data.preprocess.normalize_planes, so that
 - the traced graph starts with those three operations, which the optimize stage folds into the stem convolution
   (export.folds.fold_input_normalization, checked with ONNX Runtime against the graph before it like every fold);
 - the eager reference of such an artifact (model.reference.reference_model) is this wrapper, fed the same 0-255

@@ -33,6 +33,7 @@ from convnext_export.precision.fp16 import convert_fp16
 from convnext_export.precision.int8 import quantize_int8
 from convnext_export.precision.qdq_rules import check_trt_qdq
 from convnext_export.precision.sensitivity import parse_accuracy_target, quantize_to_target, quantizer_for
+from convnext_export.provenance import onnxruntime_version
 from convnext_export.runners.backends import judging_runner
 from convnext_export.runners.base import Runner
 from convnext_export.trt.builder import build_engine
@@ -150,14 +151,12 @@ def require_trt_qdq_rules(path: Path) -> str:
 
 def integer_kernel_figures(model: nn.Module, path: Path, evaluation: Evaluation, batch_sizes: tuple[int, ...]) -> dict:
     """ONNX Runtime's own integer-kernel run of a TensorRT Q/DQ file: reported, labelled, never the verdict."""
-    from importlib.metadata import version
-
     run = validate_artifact(model, path, evaluation.sets, batch_sizes[:1], precision="int8-trt", emulate_qdq=False)
     keep = ("inputs", "batch_size", "samples", "cosine", "cosine_share", "top1_agreement", "top5_agreement")
     return {
         "note": "ONNX Runtime's integer kernels on this CPU: a fact of this CPU, not of TensorRT; never the verdict",
         "isa": host_isa(),
-        "onnxruntime": version("onnxruntime"),
+        "onnxruntime": onnxruntime_version(),
         "rows": [{k: r[k] for k in keep if k in r} for r in run.rows],
     }
 

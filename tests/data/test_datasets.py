@@ -7,10 +7,7 @@ The dataset errors that `check` reports as one-line usage errors are tested thro
 from __future__ import annotations
 
 import gc
-import os
 import shutil
-import sys
-import threading
 import weakref
 from pathlib import Path
 
@@ -19,7 +16,6 @@ import pytest
 
 from convnext_export.data import datasets
 from convnext_export.data.datasets import (
-    WORKER_NICENESS,
     BatchStream,
     DatasetError,
     check_classes,
@@ -180,19 +176,3 @@ def test_an_unreadable_file_while_hashing_is_a_dataset_error(tmp_path: Path) -> 
     files[0].unlink()
     with pytest.raises(DatasetError, match="cannot read image"):
         dataset_digests(root, files)
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread scheduling priority is Linux's")
-def test_preprocessing_threads_yield_to_the_inference_they_feed(monkeypatch: pytest.MonkeyPatch) -> None:
-    def nice() -> int:
-        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-    seen: list[int] = []
-    preprocess = datasets.preprocess_image
-    monkeypatch.setattr(
-        datasets, "preprocess_image", lambda path, config: seen.append(nice()) or preprocess(path, config)
-    )
-    consumer = nice()
-    list(BatchStream(find_images(TEST_SET)[:8], eval_config(32), 4, workers=2))
-    assert seen == [min(19, consumer + WORKER_NICENESS)] * 8
-    assert nice() == consumer  # the thread running inference keeps its priority

@@ -42,6 +42,7 @@ from convnext_export.evaluation.stats import paired_difference_interval, wilson_
 from convnext_export.export.metadata import load_onnx, onnx_metadata
 from convnext_export.precision.cpu_isa import host_isa
 from convnext_export.precision.qdq_rules import check_trt_qdq
+from convnext_export.provenance import onnxruntime_version
 from convnext_export.runners.backends import ENGINE_SUFFIXES, is_engine, judging_runner, open_runner
 from convnext_export.runners.base import ArtifactError
 
@@ -147,12 +148,10 @@ def check_artifact_inputs(artifacts: list[Path], dataset: Dataset) -> None:
 def _artifact_runners(path: Path) -> list[tuple[Runner, str, bool]]:
     """(runner, what computes it, informational) for one artifact: a TensorRT Q/DQ file is judged with Q/DQ
     emulated in float, and ONNX Runtime's own integer-kernel run of it comes along as information."""
-    from importlib.metadata import version
-
     _check_suffix(path)
     if is_engine(path):
         return [(open_runner(path), "tensorrt", False)]
-    ort = f"onnxruntime {version('onnxruntime')}"
+    ort = f"onnxruntime {onnxruntime_version()}"
     if onnx_precision(path) != "int8-trt":
         return [(open_runner(path), ort, False)]
     return [
@@ -351,10 +350,4 @@ def run_check(
 
 def check_system() -> dict:
     """What this run's figures depend on beyond the model: the CPU's int8 class and onnxruntime's version."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        ort = version("onnxruntime")
-    except PackageNotFoundError:
-        ort = None
-    return {"isa": host_isa(), "onnxruntime": ort}
+    return {"isa": host_isa(), "onnxruntime": onnxruntime_version()}
