@@ -157,12 +157,23 @@ def build(
         if artifact.validation is not None:
             print_validation(artifact.validation)
     print_summary(result)
+    print_deploy_notes(result)
     print_skipped_engines(result)
     if not result.passed:
         raise typer.Exit(1)
     if require_engine and result.skipped_engines:
         typer.echo(f"error: {len(result.skipped_engines)} engine(s) not built (--require-engine)", err=True)
         raise typer.Exit(3)
+
+
+def print_deploy_notes(result: BuildResult) -> None:
+    """What the DeepStream files cannot express, and the Polygraphy commands that check each engine on the device
+    (also in report.json under "deploy")."""
+    from rich.markup import escape
+
+    console = stdout_console()
+    for note in result.deploy_notes:
+        console.print(escape(note), soft_wrap=True)
 
 
 def print_skipped_engines(result: BuildResult) -> None:
