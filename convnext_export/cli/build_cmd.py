@@ -11,7 +11,6 @@ from convnext_export.cli._console import stdout_console
 from convnext_export.cli._errors import report_user_errors
 from convnext_export.cli._progress import stage_progress
 from convnext_export.cli._report import print_validation, verdict_markup
-from convnext_export.cli.bundle_cmd import PublicKey
 from convnext_export.cli.options import (
     AccuracyTarget,
     Batch,
@@ -34,6 +33,7 @@ from convnext_export.cli.options import (
     OptBatch,
     Optimize,
     OptLevel,
+    PublicKey,
     Quantizer,
     RandomInit,
     RequireEngine,

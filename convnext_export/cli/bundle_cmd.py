@@ -14,7 +14,7 @@ import typer
 
 from convnext_export.cli._console import stdout_console
 from convnext_export.cli._errors import report_user_errors
-from convnext_export.cli.options import OutputDir
+from convnext_export.cli.options import OutputDir, PublicKey
 
 bundle_app = typer.Typer(
     help="Deploy bundles: verify the files of a build directory, sign its manifest, make signing keys.",
@@ -22,13 +22,6 @@ bundle_app = typer.Typer(
 )
 
 BundleDir = Annotated[Path, typer.Argument(help="The build directory (holds manifest.json).")]
-PublicKey = Annotated[
-    Path | None,
-    typer.Option(
-        "--public-key",
-        help="Also require manifest.json.sig, a signature of the manifest by this Ed25519 key (OpenSSH .pub or PEM).",
-    ),
-]
 
 
 @bundle_app.command("verify")

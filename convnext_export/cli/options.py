@@ -124,3 +124,11 @@ TrtVersion = Annotated[
         "--trt-version", help="TensorRT of the target for printed commands: 8.5, 8.6, 10.x, 11.x (default: 10)."
     ),
 ]
+
+PublicKey = Annotated[
+    Path | None,
+    typer.Option(
+        "--public-key",
+        help="Also require manifest.json.sig, a signature of the manifest by this Ed25519 key (OpenSSH .pub or PEM).",
+    ),
+]
