@@ -26,6 +26,27 @@ from tests.cli._helpers import WITHOUT_TENSORRT, error_line, invoke
 
 WEIGHTS = DIGITS / "convnext_digits.safetensors"
 CALIB = DIGITS / "calib"  # training-split images: calibration never sees the test split
+# What a digits build with FP16 and INT8 writes where TensorRT is missing (no engines), sorted
+DIGITS_BUNDLE_FILES = [
+    "build_engine.sh",
+    "calibration.json",
+    "convnext_custom.fp16.onnx",
+    "convnext_custom.fp32.onnx",
+    "convnext_custom.int8-cpu.onnx",
+    "convnext_custom.int8-trt.onnx",
+    "deepstream_labels.txt",
+    "deepstream_nvinfer.fp16.txt",
+    "deepstream_nvinfer.fp32.txt",
+    "deepstream_nvinfer.int8.txt",
+    "labels.txt",
+    "latency.csv",
+    "latency.json",
+    "latency.png",
+    "manifest.json",
+    "polygraphy_eager_outputs.json",
+    "polygraphy_inputs.json",
+    "report.json",
+]
 
 
 def test_build_writes_onnx_report_and_manifest(built: Path) -> None:
@@ -121,26 +142,7 @@ def test_unwritable_output_directory_is_a_clear_error(tmp_path: Path) -> None:
 def test_build_completes_every_cpu_stage_and_exits_0(deploy_bundle: tuple) -> None:
     out, result = deploy_bundle
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == [
-        "build_engine.sh",
-        "calibration.json",
-        "convnext_custom.fp16.onnx",
-        "convnext_custom.fp32.onnx",
-        "convnext_custom.int8-cpu.onnx",
-        "convnext_custom.int8-trt.onnx",
-        "deepstream_labels.txt",
-        "deepstream_nvinfer.fp16.txt",
-        "deepstream_nvinfer.fp32.txt",
-        "deepstream_nvinfer.int8.txt",
-        "labels.txt",
-        "latency.csv",
-        "latency.json",
-        "latency.png",
-        "manifest.json",
-        "polygraphy_eager_outputs.json",
-        "polygraphy_inputs.json",
-        "report.json",
-    ]
+    assert sorted(p.name for p in out.iterdir()) == DIGITS_BUNDLE_FILES
 
 
 @WITHOUT_TENSORRT
@@ -232,19 +234,7 @@ def test_build_script_fails_when_an_engine_fails_or_the_release_is_unknown(
 
 @WITHOUT_TENSORRT
 def test_require_engine_exits_3_when_engines_are_skipped(tmp_path: Path) -> None:
-    result = invoke(
-        "build",
-        "--variant",
-        "test",
-        "--random-init",
-        "--image-size",
-        64,
-        "--samples",
-        2,
-        "--output-dir",
-        tmp_path,
-        "--require-engine",
-    )
+    result = _build_test_variant(tmp_path, "--require-engine")
     assert result.exit_code == 3, result.output
     assert "not built (--require-engine)" in result.stderr
 
@@ -295,10 +285,6 @@ def test_random_init_int8_build_states_its_verdicts_carry_no_information(tmp_pat
 # --- every precision on the trained digits model -------------------------------------------------------------------
 
 
-WEIGHTS = DIGITS / "convnext_digits.safetensors"
-CALIB = DIGITS / "calib"  # training-split images: calibration never sees the test split
-
-
 def test_build_makes_every_precision_and_validates_each(tmp_path: Path) -> None:
     out = tmp_path / "bundle"
     result = CliRunner().invoke(
@@ -322,29 +308,7 @@ def test_build_makes_every_precision_and_validates_each(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    names = sorted(p.name for p in out.iterdir())
-    assert names == [
-        "build_engine.sh",
-        "calibration.json",
-        "convnext_custom.fp16.onnx",
-        "convnext_custom.fp32.onnx",
-        "convnext_custom.int8-cpu.onnx",
-        "convnext_custom.int8-trt.onnx",
-        "deepstream_labels.txt",
-        "deepstream_nvinfer.fp16.txt",
-        "deepstream_nvinfer.fp32.txt",
-        "deepstream_nvinfer.int8.txt",
-        "labels.txt",
-        "latency.csv",
-        "latency.json",
-        "latency.png",
-        "manifest.json",
-        "polygraphy_eager_outputs.json",
-        "polygraphy_inputs.json",
-        "report.json",
-    ]
-    import json
-
+    assert sorted(p.name for p in out.iterdir()) == DIGITS_BUNDLE_FILES
     report = json.loads((out / "report.json").read_text())
     assert [a["precision"] for a in report["artifacts"]] == ["fp32", "fp16", "int8-trt", "int8-cpu"]
     assert all(a["validation"]["passed"] for a in report["artifacts"])
